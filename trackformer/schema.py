@@ -4,8 +4,11 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 
-def component(kind: str, default: Any = None) -> Any:
-    """A field holding a `{name: <registered>, ...}` node of the registry `kind`."""
+def component(kind: str, default: Any = None, default_factory=None) -> Any:
+    """A field holding a `{name: <registered>, ...}` node of the registry `kind`; plugins use it in
+    their schemas for sub-components, e.g. `backbone: Any = component("backbones")`."""
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={"component": kind})
     return field(default=default, metadata={"component": kind})
 
 

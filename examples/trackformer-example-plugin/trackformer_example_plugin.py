@@ -1,0 +1,30 @@
+"""A complete third-party plugin: one backbone, usable as `backbone: {name: tiny_cnn, width: 32}`."""
+from dataclasses import dataclass
+
+from trackformer import hookimpl
+
+
+@dataclass
+class TinyCNNConfig:
+    width: int = 32
+    stride: int = 4
+
+
+def build_tiny_cnn(cfg):
+    import torch.nn as nn
+
+    class TinyCNN(nn.Module):
+        def __init__(self, width: int, stride: int):
+            super().__init__()
+            self.num_channels = width
+            self.body = nn.Sequential(nn.Conv2d(3, width, 3, stride, 1), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1))
+
+        def forward(self, images):  # [B, 3, H, W] -> [B, C, H/stride, W/stride]
+            return self.body(images)
+
+    return TinyCNN(cfg.width, cfg.stride)
+
+
+@hookimpl
+def register_backbones(register):
+    register("tiny_cnn", build_tiny_cnn, schema=TinyCNNConfig, help="two-conv CNN from the example plugin")

@@ -1,0 +1,17 @@
+"""Running the CLI in a subprocess, as a user would."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def cli(*args, env=None, cwd=None, timeout=300):
+    """Run `python -m trackformer -p toy_plugin ARGS`; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                "CI": "1"}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "trackformer", "-p", "toy_plugin", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, cwd=cwd or TESTS, timeout=timeout)

@@ -1,0 +1,100 @@
+"""The engine: run directory contents, kill-and-resume exactness, 2-process DDP equivalence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from core_helpers import TESTS, cli
+
+TOY = TESTS / "toy.yaml"
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "last.pt", weights_only=True)["model"]
+
+
+def test_run_directory_contents(tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", TOY, f"output_dir={out}", "--json")
+    assert result.returncode == 0, result.stderr
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "metrics.json", "last.pt", "best.pt", "data_info.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert json.loads(result.stdout) == metrics
+    assert all(isinstance(v, (int, float)) for v in metrics.values())
+    assert {"mse", "val/mse", "best_epoch", "train_steps"} <= set(metrics)
+    lines = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("train/loss" in ln for ln in lines) and any("val/mse" in ln for ln in lines)
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch"] == torch.__version__
+    # Training reduced the loss: the first logged step's loss is above the last epoch's mean.
+    steps = [ln for ln in lines if "loss" in ln]
+    epochs = [ln for ln in lines if "train/loss" in ln]
+    assert epochs[-1]["train/loss"] < steps[0]["loss"]
+    assert not list(out.glob(".*.tmp")), "temporary checkpoint files left behind"
+
+
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+    args = ["run", TOY, "model.dropout=0.3", "train.checkpoint_every=3", "train.epochs=3"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert cli(*args, f"output_dir={straight}").returncode == 0
+    result = cli(*args, f"output_dir={killed}", env={"TOY_KILL_AT_FORWARD": "13"})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    before = torch.load(killed / "last.pt", weights_only=True)
+    assert (before["epoch"], before["batch_in_epoch"]) == (1, 4)  # 8 batches an epoch, saved at step 12
+    resumed = cli(*args, f"output_dir={killed}", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert json.loads((straight / "metrics.json").read_text())["mse"] == \
+        json.loads((killed / "metrics.json").read_text())["mse"]
+
+
+def test_corrupt_and_unsafe_checkpoints_are_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"\x80\x04 this is not a checkpoint")
+    line = cli("run", TOY, f"output_dir={out}", "resume=true").stderr.strip().splitlines()[-1]
+    assert line.startswith("trackformer: error:") and "last.pt" in line
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model": Evil()}, out / "last.pt")
+    result = cli("run", TOY, f"output_dir={out}", "resume=true")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "would run code" in result.stderr and "pwned" not in result.stdout
+
+
+def test_weights_loading_strict_and_fine_tune(tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", TOY, f"output_dir={out}", "train.epochs=1").returncode == 0
+    ok = cli("run", TOY, f"output_dir={tmp_path / 'ft'}", f"model.weights={out / 'best.pt'}", "train.epochs=1")
+    assert ok.returncode == 0, ok.stderr
+    bad = cli("run", TOY, f"output_dir={tmp_path / 'ft2'}", f"model.weights={out / 'best.pt'}", "model.hidden=4")
+    assert bad.returncode == 2 and "weights do not fit the model" in bad.stderr
+    loose = cli("run", TOY, f"output_dir={tmp_path / 'ft3'}", f"model.weights={out / 'best.pt'}", "model.hidden=4",
+                "model.weights_strict=false", "train.epochs=1")
+    assert loose.returncode == 0, loose.stderr
+
+
+def test_two_process_ddp_matches_one_process_on_the_combined_batch(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli("run", TOY, f"output_dir={one}", "train.batch_size=8").returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "CI": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trackformer", "-p", "toy_plugin", "run", str(TOY), f"output_dir={two}", "train.batch_size=4"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=TESTS, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _weights(one), _weights(two)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert json.loads((two / "metrics.json").read_text())["train_steps"] == 24

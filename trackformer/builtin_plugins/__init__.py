@@ -1,0 +1,1 @@
+"""Plugins shipped with the core, registered by module path before any entry point."""

@@ -1,0 +1,64 @@
+"""The core's own sub-commands: `run`, `config show`, `plugins`."""
+import json
+import sys
+
+from ..hookspecs import hookimpl
+
+
+def _add_config_args(parser):
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=2")
+
+
+def run_command(args) -> int:
+    from ..config import load_config
+    from ..engine.trainer import train
+
+    cfg = load_config(args.config, args.overrides)
+    metrics = train(cfg)
+    if metrics:
+        width = max(len(k) for k in metrics)
+        print("\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                        for k, v in sorted(metrics.items())), file=sys.stderr)
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+def config_show(args) -> int:
+    from ..config import load_config, to_yaml
+
+    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def plugins_command(args) -> int:
+    from ..plugins import load_plugins
+
+    loaded = load_plugins()
+    if args.json:
+        kinds = {kind: {e.name: {"plugin": e.plugin, "help": e.help} for e in reg}
+                 for kind, reg in loaded.registries.items()}
+        plugins = [{"name": p.name, "module": p.module, "source": p.source, "distribution": p.distribution,
+                    "version": p.version, "registers": p.registers} for p in loaded.info.values()]
+        print(json.dumps({"plugins": plugins, "kinds": kinds}, indent=2))
+        return 0
+    for p in loaded.info.values():
+        origin = f"{p.distribution} {p.version}" if p.distribution else p.source
+        print(f"{p.name}  ({origin}; {p.module})")
+        for kind, names in sorted(p.registers.items()):
+            print(f"    {kind:<13} {', '.join(names)}")
+    return 0
+
+
+@hookimpl
+def register_commands(register):
+    def run_args(parser):
+        _add_config_args(parser)
+        parser.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
+
+    register("run", run_command, add_arguments=run_args, help="train and evaluate from a config")
+    register("config show", config_show, add_arguments=_add_config_args, help="print the resolved config")
+    register("plugins", plugins_command,
+             add_arguments=lambda p: p.add_argument("--json", action="store_true", help="machine-readable"),
+             help="list plugins and what they register")

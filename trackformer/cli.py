@@ -1,0 +1,87 @@
+"""`trackformer` command line: sub-commands come from plugins (`register_commands`).
+
+Human output goes to stderr, machine output (`--json`) to stdout. Exit status: 0 success, 1 failure,
+2 a user mistake (bad config, missing or malformed file), always as one line without a traceback.
+"""
+import argparse
+import sys
+import warnings
+from typing import List, Optional
+
+from . import __version__
+from .errors import TrackformerError
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"trackformer: warning: {message}", file=sys.stderr)
+
+
+def _split_plugin_options(argv: List[str]):
+    """`-p MODULE` must be known before the parser exists, since plugins add the sub-commands."""
+    modules, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-p", "--plugin") and i + 1 < len(argv):
+            modules.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+            modules.append(arg[2:])
+        elif arg.startswith("--plugin="):
+            modules.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return modules, rest
+
+
+def build_parser(commands) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trackformer", description="Transformer detection, tracking "
+                                     "and metric learning. Sub-commands come from plugins.")
+    parser.add_argument("--version", action="version", version=f"trackformer {__version__}")
+    parser.add_argument("-p", "--plugin", action="append", metavar="MODULE",
+                        help="load a plugin module (repeatable)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups = {}
+    for entry in sorted(commands, key=lambda e: e.name):
+        words = entry.name.split()
+        target = sub
+        for depth, word in enumerate(words[:-1]):
+            group_key = " ".join(words[: depth + 1])
+            if group_key not in groups:
+                group_parser = target.add_parser(word, help=f"{word} commands")
+                groups[group_key] = group_parser.add_subparsers(dest=f"command_{depth + 1}", metavar="COMMAND",
+                                                                required=True)
+            target = groups[group_key]
+        cmd = target.add_parser(words[-1], help=entry.help, description=entry.help)
+        add_arguments = entry.extra.get("add_arguments")
+        if add_arguments is not None:
+            add_arguments(cmd)
+        cmd.set_defaults(handler=entry.factory)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    warnings.showwarning = _one_line_warnings
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modules, argv = _split_plugin_options(argv)
+    try:
+        from .plugins import load_plugins
+
+        loaded = load_plugins(modules)
+        parser = build_parser(loaded.registries["commands"])
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.handler(args) or 0)
+    except TrackformerError as error:
+        print(f"trackformer: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trackformer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Small shared helpers: devices, moving nested batches, progress reporting, seeding."""
+import logging
+import os
+import random
+import sys
+import time
+from typing import Any, Iterable, Optional
+
+from .errors import ConfigError
+
+log = logging.getLogger("trackformer")
+
+
+def resolve_device(name: str = "auto"):
+    """`auto` picks CUDA when present, else CPU; asking for CUDA without it is a config error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", f"{name!r} requested but CUDA is not available; use device=cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError("device", f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def to_device(obj: Any, device, non_blocking: bool = False) -> Any:
+    """Move every tensor in a nested structure of lists, tuples and dicts to `device`."""
+    if hasattr(obj, "to") and callable(obj.to) and type(obj).__module__.startswith("torch"):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        moved = [to_device(v, device, non_blocking) for v in obj]
+        return type(obj)(moved) if not hasattr(obj, "_fields") else type(obj)(*moved)
+    return obj
+
+
+def seed_everything(seed: int):
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def interactive() -> bool:
+    """Progress bars only on a real terminal; logs and CI get periodic plain lines instead."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def progress(iterable: Iterable, total: Optional[int] = None, desc: str = "", every: float = 10.0):
+    """Iterate with a rich progress bar on a terminal, or a plain line every `every` seconds otherwise."""
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    if interactive():
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task(desc, total=total)
+            for item in iterable:
+                yield item
+                bar.advance(task)
+        return
+    start = last = time.monotonic()
+    for i, item in enumerate(iterable, 1):
+        yield item
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            of = f"/{total}" if total else ""
+            print(f"{desc} {i}{of} ({now - start:.0f}s)", file=sys.stderr, flush=True)
