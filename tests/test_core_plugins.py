@@ -121,3 +121,30 @@ def test_core_never_imports_a_plugin():
         text = path.read_text()
         for plugin in ("trackformer_detr", "trackformer_trackq", "trackformer_metric"):
             assert f"import {plugin}" not in text and f"from {plugin}" not in text, (path, plugin)
+
+
+def test_lifecycle_hooks_can_log_and_stop_a_run(tmp_path):
+    env = _write_module(tmp_path, "stopper_plugin", """
+        import json
+        from trackformer import hookimpl
+        EVENTS = []
+        @hookimpl
+        def on_run_start(run):
+            EVENTS.append("start")
+        @hookimpl
+        def on_epoch_end(run, epoch, metrics):
+            EVENTS.append(f"epoch {epoch}")
+            run.should_stop = epoch == 2
+        @hookimpl
+        def on_eval_end(run, epoch, metrics):
+            EVENTS.append(f"eval {epoch} " + ",".join(sorted(metrics)))
+        @hookimpl
+        def on_run_end(run, metrics):
+            EVENTS.append("end")
+            (run.output_dir / "events.json").write_text(json.dumps(EVENTS))
+    """)
+    out = tmp_path / "run"
+    result = cli("-p", "stopper_plugin", "run", TESTS / "toy.yaml", f"output_dir={out}", "train.epochs=10", env=env)
+    assert result.returncode == 0, result.stderr
+    events = __import__("json").loads((out / "events.json").read_text())
+    assert events == ["start", "epoch 1", "eval 1 mse", "epoch 2", "eval 2 mse", "end"]

@@ -115,7 +115,7 @@ def train(cfg: DictConfig) -> Dict[str, float]:
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, batch {i}: "
-                                         f"{ {k: float(v) for k, v in losses.items()} }")
+                                         f"{ {k: scalar(v) for k, v in losses.items()} }")
             scaler.scale(loss / tc.accumulate).backward()
             if (i + 1) % tc.accumulate == 0 or i + 1 == len(batches):
                 if tc.clip_max_norm > 0:
@@ -126,12 +126,12 @@ def train(cfg: DictConfig) -> Dict[str, float]:
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 global_step += 1
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+            logged = {k: scalar(v) for k, v in losses.items()}
+            for key, value in logged.items():
+                sums[key] = sums.get(key, 0.0) + value
             count += 1
             if global_step and global_step % tc.log_every == 0 and (i + 1) % tc.accumulate == 0:
-                record = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
-                          **{k: float(v) for k, v in losses.items()}}
+                record = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"], **logged}
                 run.log(record, step=global_step)
                 if not interactive() and dist.is_main():
                     print(format_record(record), file=sys.stderr, flush=True)
@@ -246,6 +246,10 @@ def variant_config(cfg: DictConfig, name: str, overrides) -> DictConfig:
     variant = validate(raw)
     OmegaConf.set_readonly(variant, True)
     return variant
+
+
+def scalar(value) -> float:
+    return value.detach().item() if isinstance(value, torch.Tensor) else float(value)
 
 
 def format_record(record: Dict[str, Any]) -> str:
