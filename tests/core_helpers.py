@@ -9,9 +9,11 @@ ROOT = TESTS.parent
 
 
 def cli(*args, env=None, cwd=None, timeout=300):
-    """Run `python -m trackformer -p toy_plugin ARGS`; returns the CompletedProcess."""
+    """Run `python -m trackformer -p toy_plugin ARGS`; returns the CompletedProcess. Installed plugins
+    are not autoloaded unless `env` sets TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD="" (the core's tests must
+    not depend on them)."""
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                "CI": "1"}
+                "CI": "1", "TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD": "1"}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "trackformer", "-p", "toy_plugin", *map(str, args)],
                           capture_output=True, text=True, env=full_env, cwd=cwd or TESTS, timeout=timeout)

@@ -61,10 +61,11 @@ def test_circular_extends(tmp_path):
     assert "circular extends" in _error_line(cli("config", "show", a))
 
 
-def test_python_api_load_config_is_read_only_and_typed():
+def test_python_api_load_config_is_read_only_and_typed(monkeypatch):
     import trackformer
     from trackformer.plugins import load_plugins, reset_plugins
 
+    monkeypatch.setenv("TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD", "1")
     reset_plugins()
     load_plugins(["toy_plugin"])
     cfg = trackformer.load_config(TOY, ["train.lr=0.5"])

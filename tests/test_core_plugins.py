@@ -73,7 +73,8 @@ def test_example_plugin_through_entry_points(tmp_path):
     """The third-party path: installed distribution metadata with an entry point in `trackformer`."""
     _fake_distribution(tmp_path, "trackformer-example-plugin", "0.1.0", "example", "trackformer_example_plugin")
     example_src = ROOT / "examples" / "trackformer-example-plugin"
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(example_src), str(TESTS)])}
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(example_src), str(TESTS)]),
+           "TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD": ""}
     listing = json.loads(cli("plugins", "--json", env=env).stdout)
     example = next(p for p in listing["plugins"] if p["name"] == "example")
     assert example["distribution"] == "trackformer-example-plugin" and example["version"] == "0.1.0"
