@@ -1,0 +1,1 @@
+"""Data readers and writers: COCO, MOTChallenge, retrieval folders; samplers and transforms."""

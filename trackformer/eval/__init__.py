@@ -1,0 +1,1 @@
+"""Evaluators: COCO AP, MOTChallenge HOTA/CLEAR/Identity, retrieval Recall@K/MAP@R/NMI."""
