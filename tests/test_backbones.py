@@ -92,3 +92,37 @@ def test_registered_backbones_follow_the_contract():
         assert backbone.num_channels == channels
         with torch.no_grad():
             assert backbone.eval()(torch.randn(2, 3, 64, 64)).shape == (2, channels, 2, 2)
+
+
+def test_fused_frozen_bn_resnet50_forward_and_gradients_equal_torchvision(tmp_path):
+    """ResNet-50 folds frozen BN into its convs and runs 1x1 convs as matrix products on
+    channels-last memory: outputs and weight gradients must equal torchvision's eval-mode net."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    torch.save(net.state_dict(), tmp_path / "r50.pth")
+    net.eval()  # BatchNorm with fixed statistics = frozen
+    ours = build_resnet("resnet50", weights=str(tmp_path / "r50.pth"), frozen_stages=-1)
+    x = torch.randn(2, 3, 64, 64)
+    a, b = ours(x), torchvision_features(net, x)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)  # activations reach ~50: float rounding
+    (a.square().mean()).backward()
+    (b.square().mean()).backward()
+    for name in ("layer2.0.conv1.weight", "layer3.1.conv3.weight", "layer4.0.downsample.0.weight"):
+        ga = ours.body.get_submodule(name.rsplit(".", 1)[0]).weight.grad
+        gb = net.get_submodule(name.rsplit(".", 1)[0]).weight.grad
+        assert ((ga - gb).norm() / gb.norm()).item() < 1e-4, name
+
+
+def test_out_stage_truncates():
+    r = build_resnet("resnet18", out_stage=3)
+    m = build_mobilenet_v2(out_stage=4)
+    assert (r.num_channels, m.num_channels) == (256, 96)
+    assert not any(k.startswith("body.layer4") for k in r.state_dict())
+    with torch.no_grad():
+        assert r.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 256, 4, 4)
+        assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 96, 4, 4)

@@ -1,0 +1,45 @@
+"""`trackformer detect` end to end: COCO results, drawn boxes and one attention picture per
+detection, on generated images with a small random-weight model saved as a checkpoint."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+import trackformer
+from trackformer.data.shapes import ShapesSpec, generate
+
+ROOT = Path(__file__).resolve().parents[3]
+SMALL = ["model.backbone.name=resnet18", "model.hidden_dim=64", "model.num_queries=5",
+         "model.encoder.num_layers=1", "model.decoder.num_layers=2", "model.encoder.dim_feedforward=64",
+         "model.decoder.dim_feedforward=64", "data.val_size=96", "data.max_size=128"]
+
+
+def test_detect_writes_results_boxes_and_attention(tmp_path):
+    paths = generate(tmp_path / "shapes", ShapesSpec(num_train=2, num_val=0, num_test=0, image_size=96))
+    overrides = SMALL + [f"data.root={tmp_path / 'shapes'}", f"output_dir={tmp_path / 'run'}"]
+    cfg = trackformer.load_config(ROOT / "configs" / "detr_synthetic.yaml", overrides)
+    model = trackformer.build_model(cfg, data_info={"num_classes": 3})
+    torch.save({"model": model.state_dict()}, tmp_path / "weights.pt")
+    (tmp_path / "data_info.json").write_text(json.dumps(
+        {"num_classes": 3, "label_to_category": {"0": 1, "1": 2, "2": 3},
+         "category_names": {"1": "circle", "2": "square", "3": "triangle"}}))
+    out = tmp_path / "detect"
+    cmd = [sys.executable, "-m", "trackformer", "detect", str(ROOT / "configs" / "detr_synthetic.yaml"),
+           *overrides, f"model.weights={tmp_path / 'weights.pt'}", f"input={tmp_path / 'shapes' / 'train'}",
+           f"output={out}", "threshold=0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 2 * 5  # threshold 0 keeps every query of both images
+    assert {r["category_id"] for r in results} <= {1, 2, 3}
+    assert all(len(r["bbox"]) == 4 and 0 <= r["score"] <= 1 for r in results)
+    assert sorted(p.name for p in (out / "boxes").iterdir()) == ["000001.png", "000002.png"]
+    pictures = sorted((out / "attention").iterdir())
+    assert len(pictures) == 10 and Image.open(pictures[0]).size == (96, 96)
+    # a missing input is a one-line error with exit status 2
+    bad = subprocess.run(cmd[:-3] + [f"input={tmp_path / 'nope'}"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope" in bad.stderr

@@ -1,0 +1,154 @@
+"""DETR (Carion et al. 2020): a CNN backbone, a transformer and a fixed set of learned queries that
+each predict one (class, box) pair or "no object".
+
+Parameter names are the official implementation's (`backbone.0.body.*`, `transformer.*`,
+`class_embed`, `bbox_embed.layers.N`, `query_embed`, `input_proj`), so official checkpoints load
+strictly. Subclasses (TrackFormer) override `make_queries` to put extra queries in front.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+Inputs = Union[Sequence[Tensor], Tensor, Tuple[Tensor, Tensor], Dict[str, Tensor]]
+
+
+def pad_images(images: Sequence[Tensor], size_divisibility: int = 1) -> Tuple[Tensor, Tensor]:
+    """Pad [3, H_i, W_i] images bottom/right to the largest size -> images [B, 3, H, W] and
+    mask [B, H, W], True on padding."""
+    H = max(im.shape[1] for im in images)
+    W = max(im.shape[2] for im in images)
+    if size_divisibility > 1:
+        H = -(-H // size_divisibility) * size_divisibility
+        W = -(-W // size_divisibility) * size_divisibility
+    batch = images[0].new_zeros((len(images), images[0].shape[0], H, W))
+    mask = torch.ones((len(images), H, W), dtype=torch.bool, device=images[0].device)
+    for im, b, m in zip(images, batch, mask):
+        b[:, :im.shape[1], :im.shape[2]].copy_(im)
+        m[:im.shape[1], :im.shape[2]] = False
+    return batch, mask
+
+
+def as_padded_batch(inputs: Inputs) -> Tuple[Tensor, Tensor]:
+    """Accept a list of [3, H, W] images, a batch [B, 3, H, W] (no padding), a pair (images, mask)
+    or a dict with `images` and `mask` -> (images [B, 3, H, W], mask [B, H, W])."""
+    if isinstance(inputs, dict):
+        return inputs["images"], inputs["mask"]
+    if isinstance(inputs, Tensor):
+        if inputs.dim() == 3:
+            inputs = inputs[None]
+        B, _, H, W = inputs.shape
+        return inputs, torch.zeros((B, H, W), dtype=torch.bool, device=inputs.device)
+    if (isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], Tensor)
+            and inputs[0].dim() == 4):
+        return inputs[0], inputs[1]
+    return pad_images(list(inputs))
+
+
+class Joiner(nn.Sequential):
+    """backbone (index 0) + position encoding (index 1), DETR's `backbone.0.body.*` layout."""
+
+    def __init__(self, backbone: nn.Module, position_embedding: nn.Module):
+        super().__init__(backbone, position_embedding)
+        self.num_channels = backbone.num_channels
+
+    def forward(self, images: Tensor, mask: Tensor):
+        # images [B, 3, H, W], mask [B, H, W] -> features [B, C, h, w], mask [B, h, w], pos [B, D, h, w]
+        features = self[0](images)
+        mask = F.interpolate(mask[None].float(), size=features.shape[-2:])[0].to(torch.bool)
+        pos = self[1](mask).to(features.dtype)
+        return features, mask, pos
+
+
+class MLP(nn.Module):
+    """Feed-forward head: `num_layers` linears with ReLU in between."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims, dims[1:] + [output_dim]))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = F.relu(layer(x)) if i < len(self.layers) - 1 else layer(x)
+        return x
+
+
+class DETR(nn.Module):
+    """images -> {"pred_logits" [B, Q, C+1] (no-object last), "pred_boxes" [B, Q, 4] (cx, cy, w, h
+    relative to the unpadded image), "aux_outputs" (the same for decoder layers 1..L-1),
+    "hs_embed" [B, Q, D] (last decoder layer's query embeddings, for track queries)}."""
+
+    def __init__(self, backbone: Joiner, transformer: nn.Module, num_classes: int,
+                 num_queries: int, aux_loss: bool = True):
+        super().__init__()
+        hidden_dim = transformer.d_model
+        self.num_queries = num_queries
+        self.num_classes = num_classes
+        self.aux_loss = aux_loss
+        # registration order follows the official model so state dicts list keys identically
+        self.transformer = transformer
+        self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
+        self.bbox_embed = MLP(hidden_dim, hidden_dim, 4, 3)
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+        self.input_proj = nn.Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
+        self.backbone = backbone
+
+    # --- the three stages, separately overridable -------------------------------------------
+    def encode(self, inputs: Inputs):
+        """-> memory [HW, B, D], mask [B, HW], pos [HW, B, D], feature size (h, w), image mask."""
+        images, mask = as_padded_batch(inputs)
+        features, fmask, pos = self.backbone(images, mask)
+        src = self.input_proj(features)  # [B, D, h, w]
+        memory, mask_flat, pos_flat = self.transformer.encode(src, fmask, pos)
+        return memory, mask_flat, pos_flat, tuple(src.shape[-2:]), mask
+
+    def make_queries(self, batch_size: int, targets=None):
+        """-> tgt [Q, B, D], query_pos [Q, B, D], tgt_key_padding_mask [B, Q] or None.
+        DETR: zero content and the learned `query_embed` as position. Override to prepend queries."""
+        query_pos = self.query_embed.weight[:, None].expand(-1, batch_size, -1)
+        return torch.zeros_like(query_pos), query_pos, None
+
+    def heads(self, hs: Tensor) -> Dict:
+        """hs [L, B, Q, D] -> outputs dict."""
+        logits = self.class_embed(hs)  # [L, B, Q, C+1]
+        boxes = self.bbox_embed(hs).sigmoid()  # [L, B, Q, 4]
+        out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1], "hs_embed": hs[-1]}
+        if self.aux_loss:
+            out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b}
+                                  for a, b in zip(logits[:-1], boxes[:-1])]
+        return out
+
+    def forward(self, inputs: Inputs, targets: Optional[List[Dict]] = None) -> Dict:
+        memory, mask, pos, _, _ = self.encode(inputs)
+        tgt, query_pos, tgt_padding = self.make_queries(memory.shape[1], targets)
+        hs = self.transformer.decode(tgt.to(memory.dtype), memory, mask, pos,
+                                     query_pos.to(memory.dtype), tgt_key_padding_mask=tgt_padding)
+        return self.heads(hs)
+
+    @torch.no_grad()
+    def predict(self, inputs: Inputs, targets: Optional[List[Dict]] = None,
+                target_sizes: Optional[Tensor] = None) -> List[Dict[str, Tensor]]:
+        """Scored, labelled xyxy boxes in original pixels, every query kept (COCO evaluation).
+        Sizes (h, w) come from `target_sizes` [B, 2], else each target's `orig_size`, else the
+        unpadded input size."""
+        from .postprocess import PostProcess
+
+        if target_sizes is None:
+            if targets is not None:
+                target_sizes = torch.stack([t["orig_size"] for t in targets])
+            else:
+                _, mask = as_padded_batch(inputs)
+                target_sizes = torch.stack([(~mask).any(2).sum(1), (~mask).any(1).sum(1)], dim=1)
+        return PostProcess()(self(inputs), target_sizes)
+
+
+def build_detr(backbone: nn.Module, encoder: nn.Module, decoder: nn.Module, num_classes: int,
+               num_queries: int = 100, position_embedding: str = "sine", aux_loss: bool = True):
+    from . import position
+    from .transformer import Transformer
+
+    joiner = Joiner(backbone, position.build(position_embedding, decoder.d_model))
+    return DETR(joiner, Transformer(encoder, decoder), num_classes, num_queries, aux_loss)

@@ -1,0 +1,137 @@
+"""Inference-only speedups that keep the outputs of the plain model (up to float rounding).
+
+`optimize_for_inference(model)` returns a copy in which every convolution followed by a frozen
+BatchNorm has the BatchNorm folded into its weights and bias (the BN passes over large feature maps
+disappear), convolutions run in channels-last layout (oneDNN's fast path on CPU, tensor cores on
+GPU) with the 1x1 ones as plain matrix products on CPU, and optionally the weights are cast to bfloat16 for a bf16 mode. The original model is
+untouched, so its state dict keeps the official layout.
+"""
+import copy
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from trackformer.models.backbones import FrozenBatchNorm2d
+
+
+def _fold(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
+    scale, shift = bn.scale_shift()  # y = conv(x) * scale + shift, per output channel
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                      conv.padding, conv.dilation, conv.groups, bias=True,
+                      padding_mode=conv.padding_mode).to(conv.weight.device)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias * scale + shift if conv.bias is not None else shift
+        fused.bias.copy_(bias)
+    return fused
+
+
+def fold_frozen_batchnorm(module: nn.Module) -> int:
+    """In place: fold each FrozenBatchNorm2d into the Conv2d registered just before it in the same
+    parent (torchvision's ResNet and MobileNetV2 register them in execution order). Returns the
+    number folded."""
+    folded = 0
+    for parent in list(module.modules()):
+        names = list(parent._modules)
+        for prev, name in zip(names, names[1:]):
+            conv, bn = parent._modules[prev], parent._modules[name]
+            if (isinstance(bn, FrozenBatchNorm2d) and isinstance(conv, nn.Conv2d)
+                    and conv.out_channels == bn.weight.numel()):
+                parent._modules[prev] = _fold(conv, bn)
+                parent._modules[name] = nn.Identity()
+                folded += 1
+    return folded
+
+
+class PointwiseConv(nn.Module):
+    """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels
+    ([B*H*W, C_in] x [C_in, C_out] + bias). PyTorch's CPU convolution sends these to a slower
+    im2col path with a separate bias pass; on channels-last memory the permuted view is
+    contiguous, so this is a single GEMM and the result stays channels-last."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone())  # [C_out, C_in]
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+
+    def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, H, W]
+        y = F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias)  # [B, H, W, C_out]
+        return y.permute(0, 3, 1, 2)
+
+
+def _pointwise_to_gemm(module: nn.Module) -> int:
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent._modules.items()):
+            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.stride == (1, 1)
+                    and child.groups == 1 and child.padding == (0, 0)):
+                parent._modules[name] = PointwiseConv(child)
+                replaced += 1
+    return replaced
+
+
+class ChannelsLastInput(nn.Module):
+    """Feeds the backbone channels-last images so every convolution stays in that layout."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.inner = backbone
+        self.num_channels = backbone.num_channels
+
+    def forward(self, images):
+        return self.inner(images.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def optimize_for_inference(model: nn.Module, dtype: Optional[torch.dtype] = None,
+                           channels_last: bool = True) -> nn.Module:
+    """A faster eval-mode copy of a DETR-like model (`model.backbone[0]` the CNN). With
+    `dtype=torch.bfloat16` every weight is bf16 and inputs are cast on entry; outputs come back in
+    float32."""
+    fast = copy.deepcopy(model).eval()
+    backbone = fast.backbone[0]
+    fold_frozen_batchnorm(backbone)
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
+        if not any(p.is_cuda for p in backbone.parameters()):
+            _pointwise_to_gemm(backbone)  # CPU only: cuDNN handles 1x1 convolutions well
+        fast.backbone[0] = ChannelsLastInput(backbone)
+    if dtype is not None:
+        fast.to(dtype)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    return _CastingWrapper(fast, dtype) if dtype is not None else fast
+
+
+class _CastingWrapper(nn.Module):
+    """Casts the images to the model's dtype and the outputs back to float32."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, inputs, targets=None):
+        from .detr import as_padded_batch
+
+        images, mask = as_padded_batch(inputs)
+        out = self.model({"images": images.to(self.dtype), "mask": mask})
+        return _to_float(out)
+
+    def predict(self, inputs, targets=None, target_sizes=None):
+        from .postprocess import PostProcess
+
+        if target_sizes is None:
+            target_sizes = torch.stack([t["orig_size"] for t in targets])
+        return PostProcess()(self(inputs), target_sizes)
+
+
+def _to_float(obj):
+    if torch.is_tensor(obj):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: _to_float(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_float(v) for v in obj]
+    return obj
