@@ -1,0 +1,155 @@
+"""Frame-pair data, inputs (sequence, root, image folder, video), rendering, result files, `track`."""
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trackformer_trackq.inputs import open_inputs
+from trackformer_trackq.online import read_public_detections, write_results
+from trackformer_trackq.render import colour, render
+from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticImagePairs, read_sequence
+from trackformer_trackq.synthetic import SyntheticConfig, generate_dataset
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn")
+    generate_dataset(root, SyntheticConfig(seq_length=12, width=96, height=80), {"train": 2, "test": 1}, seed=3)
+    return root
+
+
+def test_frame_pairs_are_within_range_and_keep_identities(syn):
+    random.seed(0)
+    seqs = sorted((syn / "train").iterdir())
+    ds = MOTFramePairs(seqs, PairTransform(True, [80], None, hflip=0.5, prev_crop=1.0), frame_range=2)
+    assert len(ds) == 24
+    gt = np.loadtxt(seqs[0] / "gt" / "gt.txt", delimiter=",")
+    for idx in range(12):
+        image, target = ds[idx]
+        prev = target["prev_target"]
+        assert image.shape == target["prev_image"].shape == (3, 80, 96)
+        # the previous frame is the one whose gt ids equal the sampled prev target's ids
+        frames = [f for f in range(1, 13) if sorted(gt[gt[:, 0] == f, 1].astype(int)) == sorted(prev["track_ids"].tolist())]
+        assert any(abs(f - (idx + 1)) <= 2 for f in frames)
+        assert (target["boxes"] >= 0).all() and (target["boxes"] <= 1).all()
+    # without flip or crop, boxes are the gt boxes (cxcywh relative)
+    plain = MOTFramePairs(seqs[:1], PairTransform(False, [80], None, 0.0, 1.0))
+    _, t = plain[0]
+    r = gt[gt[:, 0] == 1]
+    r = r[np.argsort(r[:, 1])]
+    order = torch.argsort(t["track_ids"])
+    cx = (r[:, 2] - 1 + r[:, 4] / 2) / 96
+    np.testing.assert_allclose(t["boxes"][order, 0].numpy(), cx, atol=1e-5)
+
+
+def test_flip_is_shared_by_both_frames(syn):
+    seqs = sorted((syn / "train").iterdir())
+    flipped = MOTFramePairs(seqs[:1], PairTransform(True, [80], None, hflip=1.0, prev_crop=1.0), frame_range=0)
+    plain = MOTFramePairs(seqs[:1], PairTransform(True, [80], None, hflip=0.0, prev_crop=1.0), frame_range=0)
+    (a, ta), (b, tb) = flipped[3], plain[3]
+    torch.testing.assert_close(a, b.flip(-1))
+    torch.testing.assert_close(ta["prev_image"], tb["prev_image"].flip(-1))
+    torch.testing.assert_close(ta["boxes"][:, 0], 1 - tb["boxes"][:, 0])
+
+
+def test_static_pairs_from_coco(shared_dir):
+    coco = shared_dir / "data" / "coco128"
+    random.seed(1)
+    ds = StaticImagePairs(coco / "images" / "train2017", coco / "annotations" / "instances_train2017.json",
+                          PairTransform(True, [128], 200, 0.5, 1.0), category_ids=(1,), prev_crop=0.8)
+    n_people = 0
+    for i in range(8):
+        image, t = ds[i]
+        prev = t["prev_target"]
+        assert image.shape == t["prev_image"].shape
+        assert set(prev["track_ids"].tolist()) <= set(t["track_ids"].tolist())
+        n_people += len(t["track_ids"])
+    assert n_people > 0
+
+
+def test_inputs_sequence_root_folder_and_video(syn, tmp_path):
+    seq = sorted((syn / "train").iterdir())[0]
+    [s] = open_inputs(seq)
+    assert s.num_frames == 12 and s.has_gt and [f for f, _ in s.frames()] == list(range(1, 13))
+    assert [x.name for x in open_inputs(syn)] == ["SYN-test-00", "SYN-train-00", "SYN-train-01"]
+    [folder] = open_inputs(seq / "img1", max_frames=5)
+    assert folder.num_frames == 5 and len(list(folder.frames())) == 5 and not folder.has_gt
+    cv2 = pytest.importorskip("cv2")
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 80))
+    frames = [np.asarray(Image.open(p)) for p in sorted((seq / "img1").iterdir())]
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    [v] = open_inputs(video)
+    got = list(v.frames())
+    assert v.num_frames == 12 and len(got) == 12 and got[0][1].size == (96, 80)
+    assert np.abs(np.asarray(got[4][1]).astype(float) - frames[4]).mean() < 12  # lossy, same picture
+
+
+def test_results_roundtrip_and_render(syn, tmp_path):
+    rows = [(1, 1, 11.0, 21.0, 30.0, 40.0, 0.9), (1, 2, 51.0, 21.0, 10.0, 20.0, 0.8), (2, 1, 12.0, 22.0, 30.0, 40.0, 0.9)]
+    path = write_results(rows[::-1], tmp_path / "r" / "S.txt")
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("1,1,11.00,21.00,30.00,40.00") and lines[0].endswith(",-1,-1,-1") and len(lines) == 3
+    seq = sorted((syn / "train").iterdir())[0]
+    [src] = open_inputs(seq)
+    gif = render(src.frames(), rows, tmp_path / "S.gif")
+    im = Image.open(gif)
+    assert im.n_frames == 12
+    im.seek(0)
+    rgb = np.asarray(im.convert("RGB"))
+    # the outline of track 1 (x 10..40, y 20..60 0-based) is drawn in its id colour
+    s = 320 // 96  # small frames are enlarged by an integer factor
+    assert rgb.shape[:2] == (80 * s, 96 * s)
+    assert np.abs(rgb[40 * s, 10 * s].astype(int) - np.array(colour(1))).max() < 40
+    assert colour(1) != colour(2)
+    dets = read_public_detections(seq)
+    raw = np.loadtxt(seq / "det" / "det.txt", delimiter=",")
+    assert sum(len(v) for v in dets.values()) == len(raw)
+    np.testing.assert_allclose(dets[int(raw[0, 0])][0][:2], raw[raw[:, 0] == raw[0, 0]][0, 2:4] - 1)
+
+
+@pytest.mark.slow
+def test_track_command_writes_results_metrics_and_gif(syn, tmp_path):
+    cmd = [sys.executable, "-m", "trackformer", "track", str(REPO / "configs" / "trackformer_synthetic.yaml"),
+           f"data={syn / 'test'}", f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert (out / "results" / "SYN-test-00.txt").is_file() and (out / "render" / "SYN-test-00.gif").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"MOTA", "IDF1", "HOTA", "IDSW", "baseline/MOTA"} <= set(metrics)
+
+
+def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
+    from trackformer.eval.mot import evaluate_mot
+    from trackformer_detr.matcher import HungarianMatcher
+    from trackformer_detr.transformer import build_decoder, build_encoder
+    from trackformer_trackq.evaluator import build
+    from trackformer_trackq.small_cnn import SmallCNN
+    from trackformer_trackq.trackformer import build_trackformer
+
+    torch.manual_seed(0)
+    model = build_trackformer(SmallCNN((8, 16), 1), build_encoder(32, 4, 1, 64, 0.0), build_decoder(32, 4, 1, 64, 0.0),
+                              1, 6, HungarianMatcher())
+    ds = MOTFramePairs(sorted((syn / "test").iterdir()), PairTransform(False, [80], None))
+    ev = build({"render": True, "tracker": {"detection_threshold": 0.0, "track_threshold": 0.0},
+                "sort": {"detection_threshold": 0.0, "min_hits": 1}})
+    metrics = ev.evaluate(model, ds, "cpu", tmp_path)
+    assert set(metrics) == {"MOTA", "IDF1", "HOTA", "IDSW", "baseline/MOTA", "baseline/IDF1", "baseline/HOTA",
+                            "baseline/IDSW"}
+    for kind, prefix in (("trackformer", ""), ("baseline", "baseline/")):
+        files = tmp_path / "tracking" / kind
+        assert (files / "SYN-test-00.txt").stat().st_size > 0
+        ref = evaluate_mot(syn / "test", files, "MOT17")["COMBINED"]
+        assert metrics[prefix + "MOTA"] == pytest.approx(ref["MOTA"]) and metrics[prefix + "IDF1"] == pytest.approx(ref["IDF1"])
+    assert Image.open(tmp_path / "tracking" / "render" / "SYN-test-00.gif").n_frames == 12

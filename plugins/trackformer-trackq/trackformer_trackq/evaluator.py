@@ -1,0 +1,102 @@
+"""The tracking evaluator of a training run: tracks every held-out sequence with the TrackFormer
+tracker AND with the SORT baseline on the same detector, writes MOTChallenge result files
+(`<output_dir>/tracking/{trackformer,baseline}/<seq>.txt`, optionally GIFs in `tracking/render/`) and
+scores both with the core's MOT
+evaluator (TrackEval metrics). Keys: `MOTA, IDF1, HOTA, IDSW` and `baseline/<key>`.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from . import online
+from .sort import SortConfig
+from .tracker import TrackerConfig
+
+KEYS = ("MOTA", "IDF1", "HOTA", "IDSW")
+
+
+@dataclass
+class TrackingEvalConfig:
+    size: int = 0  # short side of the network input; 0 = the frames' own size
+    max_size: Optional[int] = None
+    benchmark: str = "MOT17"  # the core evaluator's preprocessing (MOT17: distractors removed)
+    public_detections: bool = False  # the MOT17 public protocol: births gated by det/det.txt
+    baseline: bool = True  # also run SORT on the same detector
+    render: bool = False  # also draw the tracks: <output_dir>/tracking/render/<seq>.gif
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    sort: SortConfig = field(default_factory=SortConfig)
+
+
+def frames_of(seq: Dict):
+    from PIL import Image
+
+    for i, path in enumerate(seq["frames"]):
+        with Image.open(path) as im:
+            yield i + 1, im.convert("RGB")
+
+
+class TrackingEvaluator:
+    def __init__(self, cfg: TrackingEvalConfig, embed=None):
+        self.cfg = cfg
+        self.embed = embed
+
+    def evaluate(self, model, dataset, device, output_dir) -> Dict[str, float]:
+        from trackformer.eval.mot import evaluate_mot
+        from trackformer.utils import progress
+
+        from .sort import Sort
+        from .tracker import Tracker
+
+        cfg = self.cfg
+        out = Path(output_dir) / "tracking"
+        sequences = getattr(dataset, "sequences", None)
+        if not sequences:
+            raise ValueError("the tracking evaluator needs a data set of MOTChallenge sequences")
+        tcfg = TrackerConfig(**{**vars(cfg.tracker), "public_detections": cfg.public_detections})
+        tracker = Tracker(tcfg, embed=self.embed)
+        model_was_training = model.training
+        names: List[str] = []
+        for seq in sequences:
+            name = seq["dir"].name
+            names.append(name)
+            public = online.read_public_detections(seq["dir"]) if cfg.public_detections else None
+            bar = iter(progress(range(len(seq["frames"])), desc=f"track {name}"))
+            rows = online.track_sequence(model, frames_of(seq), tracker, cfg.size, cfg.max_size, device,
+                                         public_dets=public, on_frame=lambda f: next(bar, None))
+            online.write_results(rows, out / "trackformer" / f"{name}.txt")
+            if cfg.render:
+                from .render import render
+
+                render(frames_of(seq), rows, out / "render" / f"{name}.gif", fps=seq.get("frame_rate") or 10.0)
+            if cfg.baseline:
+                rows = online.sort_sequence(model, frames_of(seq), Sort(cfg.sort), cfg.size, cfg.max_size,
+                                            device)
+                online.write_results(rows, out / "baseline" / f"{name}.txt")
+        if model_was_training:
+            model.train()
+        gt_root = sequences[0]["dir"].parent
+        if any(Path(s["dir"]).parent != gt_root for s in sequences):
+            raise ValueError("evaluated sequences must share one parent folder")
+        metrics = _pick(evaluate_mot(gt_root, out / "trackformer", cfg.benchmark, names))
+        if cfg.baseline:
+            base = _pick(evaluate_mot(gt_root, out / "baseline", cfg.benchmark, names))
+            metrics.update({f"baseline/{k}": v for k, v in base.items()})
+        return metrics
+
+
+def _pick(result: Dict) -> Dict[str, float]:
+    """The combined (all sequences) MOTA, IDF1, HOTA, IDSW from the core evaluator's result."""
+    flat = result.get("COMBINED", result) if isinstance(result, dict) else result
+    return {k: float(flat[k]) for k in KEYS}
+
+
+def build(cfg, embed=None) -> TrackingEvaluator:
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
+    node.pop("name", None)
+    tracker = TrackerConfig(**node.pop("tracker", {}) or {})
+    sort = SortConfig(**node.pop("sort", {}) or {})
+    node.pop("reid_model", None)
+    node.pop("reid_weights", None)
+    return TrackingEvaluator(TrackingEvalConfig(tracker=tracker, sort=sort, **node), embed=embed)

@@ -1,0 +1,97 @@
+"""What `trackformer track` can read: a MOTChallenge sequence folder, a MOTChallenge root (a folder of
+sequences, or of split folders of sequences), a folder of images, or a video file. Each becomes a
+`Source` yielding `(frame_number, PIL image)` with 1-based frame numbers.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from PIL import Image
+
+from trackformer.errors import DataError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass
+class Source:
+    name: str
+    frames: Callable[[], Iterator[Tuple[int, Image.Image]]]  # a fresh iterator per call
+    num_frames: int
+    fps: float = 10.0
+    seq_dir: Optional[Path] = None  # a MOTChallenge sequence: gt and det may exist
+    has_gt: bool = False
+
+
+def _image_frames(files: List[Path]):
+    def frames():
+        for i, path in enumerate(files):
+            try:
+                with Image.open(path) as im:
+                    yield i + 1, im.convert("RGB")
+            except OSError as e:
+                raise DataError(path, f"cannot read image: {e}") from None
+    return frames
+
+
+def _sequence(seq_dir: Path, max_frames: Optional[int]) -> Source:
+    from trackformer.data import mot
+
+    info = mot.read_sequence_info(seq_dir)
+    files = info.frame_files[:max_frames] if max_frames else info.frame_files
+    return Source(info.name if info.name else seq_dir.name, _image_frames(files), len(files),
+                  float(info.frame_rate or 10.0), seq_dir, (seq_dir / "gt" / "gt.txt").is_file())
+
+
+def _video(path: Path, max_frames: Optional[int]) -> Source:
+    try:
+        import cv2
+    except ImportError:
+        raise DataError(path, "reading a video needs OpenCV (pip install opencv-python-headless); "
+                              "or extract its frames into a folder") from None
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(path, "cannot open video")
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
+    cap.release()
+    if max_frames:
+        n = min(n, max_frames) if n else max_frames
+
+    def frames():
+        cap = cv2.VideoCapture(str(path))
+        i = 0
+        try:
+            while not max_frames or i < max_frames:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                i += 1
+                yield i, Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        finally:
+            cap.release()
+    return Source(path.stem, frames, n, fps)
+
+
+def open_inputs(path, max_frames: Optional[int] = None) -> List[Source]:
+    """Sources for a sequence folder, a MOTChallenge root, an image folder or a video file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() not in VIDEO_EXTS:
+            raise DataError(path, f"not a video file ({', '.join(VIDEO_EXTS)}) or a folder")
+        return [_video(path, max_frames)]
+    if (path / "img1").is_dir():
+        return [_sequence(path, max_frames)]
+    seqs = sorted(p for p in path.iterdir() if (p / "img1").is_dir())
+    if not seqs:  # a MOT root with split folders (train/, test/)
+        seqs = sorted(q for p in sorted(path.iterdir()) if p.is_dir() for q in p.iterdir() if (q / "img1").is_dir())
+    if seqs:
+        return [_sequence(s, max_frames) for s in seqs]
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(path, "no MOTChallenge sequence, image or video found here")
+    files = files[:max_frames] if max_frames else files
+    return [Source(path.name, _image_frames(files), len(files))]

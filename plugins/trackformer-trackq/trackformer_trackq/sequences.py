@@ -1,0 +1,187 @@
+"""Training data for track queries: frame pairs from MOTChallenge sequences, and static-image pairs
+(a random shift/crop of the same image) from COCO-format detection sets such as CrowdHuman.
+
+An item is `(image [3,H,W], target)` for the current frame; `target["prev_image"]` and
+`target["prev_target"]` hold the previous frame, which went through the same geometric augmentation
+plus a small extra crop. Boxes are cxcywh relative to the image; `track_ids` carry identities.
+"""
+import random
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from trackformer.data import transforms as T
+from trackformer.errors import DataError
+
+
+def is_sequence_dir(path: Path) -> bool:
+    return (Path(path) / "img1").is_dir()
+
+
+def find_sequences(root, entries: Sequence[str]) -> List[Path]:
+    """Each entry (relative to `root`) is a sequence directory or a folder of them."""
+    out = []
+    for entry in entries:
+        p = Path(root) / entry
+        if is_sequence_dir(p):
+            out.append(p)
+        elif p.is_dir():
+            seqs = sorted(q for q in p.iterdir() if is_sequence_dir(q))
+            if not seqs:
+                raise DataError(p, "no MOTChallenge sequence (a folder with img1/) in this folder")
+            out.extend(seqs)
+        else:
+            raise DataError(p, "no such sequence or folder")
+    return out
+
+
+def read_sequence(seq_dir, classes=(1,), min_visibility: float = 0.0) -> Dict:
+    """Through the core's MOTChallenge reader: frames (image paths, from img1/, not seqLength), and
+    gt per frame index (0-based): `boxes` xyxy 0-based pixels [n, 4] and `ids` [n], for consider != 0
+    rows of `classes` (MOT15 files without a class column keep all rows) at `min_visibility`."""
+    from trackformer.data import mot
+
+    seq = mot.read_sequence(seq_dir, gt=True, det=False)
+    frames = list(seq.info.frame_files)
+    if not frames:
+        raise DataError(Path(seq_dir) / "img1", "no frames")
+    gt: Dict[int, Dict] = {}
+    if seq.gt is not None:
+        g = seq.gt
+        keep = (g.score != 0) & (np.isin(g.cls, classes) | (g.cls == -1)) & (g.visibility >= min_visibility)
+        g = g.select(keep)
+        xyxy = np.concatenate([g.boxes[:, :2] - 1, g.boxes[:, :2] - 1 + g.boxes[:, 2:]], 1)
+        for f in range(len(frames)):
+            m = g.frame == f + 1
+            gt[f] = {"boxes": torch.as_tensor(xyxy[m], dtype=torch.float32).reshape(-1, 4),
+                     "ids": torch.as_tensor(g.id[m], dtype=torch.int64)}
+    return {"name": seq.info.name, "dir": Path(seq_dir), "frames": frames, "gt": gt,
+            "width": seq.info.width, "height": seq.info.height, "frame_rate": seq.info.frame_rate}
+
+
+def _crop_resize_back(image, target, min_frac: float):
+    """A random crop of `min_frac`..1 of each side, resized back to the input size: the shifted and
+    zoomed "previous frame" (TrackFormer: 80-100% for static images, slight jitter for video)."""
+    w, h = T._image_size(image)
+    f = random.uniform(min_frac, 1.0)
+    cw, ch = max(1, int(round(w * f))), max(1, int(round(h * f)))
+    i, j = random.randint(0, h - ch), random.randint(0, w - cw)
+    image, target = T.crop(image, target, (i, j, ch, cw))
+    image = image.resize((w, h), Image.BILINEAR)
+    sx, sy = w / cw, h / ch
+    target = dict(target, boxes=target["boxes"] * torch.tensor([sx, sy, sx, sy]), size=torch.tensor([h, w]))
+    return image, target
+
+
+class PairTransform:
+    """The same flip and scale for both frames; the previous one also gets a crop jitter."""
+
+    def __init__(self, train: bool, scales: Sequence[int], max_size: Optional[int], hflip: float = 0.5,
+                 prev_crop: float = 0.95):
+        self.train, self.scales, self.max_size = train, list(scales), max_size
+        self.hflip, self.prev_crop = hflip, prev_crop
+        self.final = T.Compose([T.ToTensor(), T.Normalize()])
+
+    def __call__(self, image, target, prev_image=None, prev_target=None):
+        flip = self.train and random.random() < self.hflip
+        short = random.choice(self.scales) if self.train else self.scales[-1]
+        if prev_image is not None and self.prev_crop < 1:
+            prev_image, prev_target = _crop_resize_back(prev_image, prev_target, self.prev_crop)
+        out = []
+        for im, t in ((image, target), (prev_image, prev_target)):
+            if im is None:
+                continue
+            if flip:
+                im, t = T.hflip(im, t)
+            im, t = T.resize(im, t, short, self.max_size)
+            out.append(self.final(im, t))
+        return out
+
+
+def _target(boxes, ids, image_id: int, width: int, height: int) -> Dict:
+    return {"boxes": boxes.clone(), "labels": torch.zeros(len(ids), dtype=torch.int64),
+            "track_ids": ids.clone(), "image_id": torch.tensor(image_id),
+            "orig_size": torch.tensor([height, width]), "size": torch.tensor([height, width])}
+
+
+def collate_pairs(batch):
+    images, targets = T.collate(batch)
+    return images, targets
+
+
+class MOTFramePairs(torch.utils.data.Dataset):
+    """Every annotated frame t of the sequences, paired with a previous frame drawn uniformly from
+    [t - frame_range, t + frame_range] (it may lie ahead), as TrackFormer trains."""
+
+    info = {"num_classes": 1, "class_names": ["pedestrian"]}
+
+    def __init__(self, sequence_dirs: Sequence, transform: PairTransform, frame_range: int = 5,
+                 classes=(1,), min_visibility: float = 0.0, pairs: bool = True):
+        self.sequence_dirs = [Path(s) for s in sequence_dirs]
+        self.sequences = [read_sequence(s, classes, min_visibility) for s in self.sequence_dirs]
+        self.transform, self.frame_range, self.pairs = transform, frame_range, pairs
+        self.index = [(s, f) for s, seq in enumerate(self.sequences) for f in sorted(seq["gt"])]
+        missing = [str(seq["dir"]) for seq in self.sequences if not seq["gt"]]
+        if missing and pairs:
+            raise DataError(missing[0], "training needs gt/gt.txt")
+
+    def __len__(self):
+        return len(self.index)
+
+    def _load(self, s: int, f: int):
+        seq = self.sequences[s]
+        path = seq["frames"][f]
+        try:
+            image = Image.open(path).convert("RGB")
+        except OSError as e:
+            raise DataError(path, f"cannot read image: {e}") from None
+        gt = seq["gt"][f]
+        return image, _target(gt["boxes"], gt["ids"], s * 100000 + f, *image.size)
+
+    def __getitem__(self, idx: int):
+        s, f = self.index[idx]
+        image, target = self._load(s, f)
+        if not self.pairs:
+            return self.transform(image, target)[0]
+        n = len(self.sequences[s]["frames"])
+        pf = random.randint(max(0, f - self.frame_range), min(n - 1, f + self.frame_range))
+        prev_image, prev_target = self._load(s, pf)
+        (image, target), (prev_image, prev_target) = self.transform(image, target, prev_image, prev_target)
+        target["prev_image"], target["prev_target"] = prev_image, prev_target
+        return image, target
+
+    collate_fn = staticmethod(collate_pairs)
+
+
+class StaticImagePairs(torch.utils.data.Dataset):
+    """COCO-format detection data as tracking pairs: the previous frame is a random crop (80-100%)
+    of the same image, resized back; every box is its own identity."""
+
+    def __init__(self, image_dir, ann_file, transform: PairTransform, category_ids=(1,),
+                 prev_crop: float = 0.8):
+        from trackformer.data.coco import CocoDetection
+
+        self.coco = CocoDetection(image_dir, ann_file)
+        self.cat_ids = set(category_ids)
+        self.transform, self.prev_crop = transform, prev_crop
+        self.info = {"num_classes": 1, "class_names": ["pedestrian"]}
+
+    def __len__(self):
+        return len(self.coco)
+
+    def __getitem__(self, idx: int):
+        image = self.coco.load_image(idx)
+        t = self.coco.load_target(idx, *image.size)
+        cats = torch.tensor([self.coco.cat_to_label[c] for c in self.cat_ids if c in self.coco.cat_to_label])
+        keep = torch.isin(t["labels"], cats)
+        boxes = t["boxes"][keep]
+        target = _target(boxes, torch.arange(len(boxes)), int(t["image_id"]), *image.size)
+        prev_image, prev_target = _crop_resize_back(image, dict(target), self.prev_crop)
+        (image, target), (prev_image, prev_target) = self.transform(image, target, prev_image, prev_target)
+        target["prev_image"], target["prev_target"] = prev_image, prev_target
+        return image, target
+
+    collate_fn = staticmethod(collate_pairs)
