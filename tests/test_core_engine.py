@@ -98,3 +98,17 @@ def test_two_process_ddp_matches_one_process_on_the_combined_batch(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert json.loads((two / "metrics.json").read_text())["train_steps"] == 24
+
+
+def test_compare_variants_and_untrained_metrics(tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", TOY, f"output_dir={out}", "train.epochs=1", "train.eval_before=true",
+                 "compare={small: [model.hidden=2], big: [model.hidden=32]}")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"mse", "untrained/mse", "small/mse", "big/mse"} <= set(metrics)
+    assert not any(k.count("/") > 1 for k in metrics)  # variants train no variants of their own
+    assert metrics["untrained/mse"] > metrics["mse"]
+    small = torch.load(out / "small" / "last.pt", weights_only=True)["model"]
+    assert small["backbone.weight"].shape == (2, 8)
+    assert not (out / "small" / "small").exists()

@@ -241,7 +241,8 @@ def evaluate(evaluator, model, dataset, device, run: Run, what: str) -> Dict[str
 
 def variant_config(cfg: DictConfig, name: str, overrides) -> DictConfig:
     raw = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    raw = apply_overrides(raw, [*overrides, f"output_dir={cfg.output_dir}/{name}", "compare={}",
+    raw.compare = {}  # a variant never trains variants of its own
+    raw = apply_overrides(raw, [*overrides, f"output_dir={cfg.output_dir}/{name}",
                                 "train.eval_before=false", "resume=false"])
     variant = validate(raw)
     OmegaConf.set_readonly(variant, True)
