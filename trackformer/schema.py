@@ -28,7 +28,7 @@ class TrainConfig:
     warmup_steps: int = 0
     clip_max_norm: float = 0.1  # 0 disables clipping
     accumulate: int = 1  # gradient accumulation steps
-    amp: bool = False  # autocast + GradScaler; only on CUDA
+    amp: Optional[str] = None  # mixed precision: bf16 (CPUs with AVX512-BF16/AMX, CUDA) | fp16 (CUDA)
     eval_every: int = 1  # epochs; 0 evaluates only at the end
     eval_before: bool = False  # evaluate the untrained model on the test split as `untrained/...`
     best_metric: str = "loss"  # validation metric selecting best.pt

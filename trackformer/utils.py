@@ -37,6 +37,20 @@ def to_device(obj: Any, device, non_blocking: bool = False) -> Any:
     return obj
 
 
+def to_float32(obj: Any) -> Any:
+    """Cast every float16/bfloat16 tensor in a nested structure to float32 (autograd follows)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.dtype in (torch.float16, torch.bfloat16) else obj
+    if isinstance(obj, dict):
+        return {k: to_float32(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        cast = [to_float32(v) for v in obj]
+        return type(obj)(cast) if not hasattr(obj, "_fields") else type(obj)(*cast)
+    return obj
+
+
 def seed_everything(seed: int):
     import numpy as np
     import torch

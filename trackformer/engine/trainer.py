@@ -21,7 +21,7 @@ from ..checkpoint import load_checkpoint
 from ..config import apply_overrides, validate
 from ..errors import ConfigError
 from ..run import Run
-from ..utils import interactive, progress, resolve_device, seed_everything, to_device
+from ..utils import interactive, progress, resolve_device, seed_everything, to_device, to_float32
 from . import distributed as dist
 from .optim import build_optimizer, build_scheduler
 
@@ -29,6 +29,7 @@ from .optim import build_optimizer, build_scheduler
 def train(cfg: DictConfig) -> Dict[str, float]:
     distributed = dist.init_from_env(cfg.device)
     device = dist.local_device(resolve_device(cfg.device))
+    autocast, scaler = mixed_precision(cfg.train.amp, device)
     seed_everything(cfg.seed)  # same seed on every rank: identical initial weights
     hook = plugins.load_plugins().hook
     run = Run(cfg, writer=dist.is_main())
@@ -55,8 +56,6 @@ def train(cfg: DictConfig) -> Dict[str, float]:
     steps_per_epoch = max(1, len(batches) // tc.accumulate)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
-    use_amp = tc.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     ddp_model = model
     if distributed:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -91,7 +90,6 @@ def train(cfg: DictConfig) -> Dict[str, float]:
                                                         if k.startswith("untrained/")}}, best=is_best)
 
     hook.on_run_start(run=run)
-    autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
 
     # ---- train -------------------------------------------------------------------------------
     for epoch in range(start_epoch, tc.epochs):
@@ -111,7 +109,8 @@ def train(cfg: DictConfig) -> Dict[str, float]:
             inputs, targets = to_device(inputs, device), to_device(targets, device)
             with autocast:
                 outputs = ddp_model(inputs, targets)
-                losses = criterion(outputs, targets)
+            # matching and losses in float32: bf16 boxes are only good to ~1e-2
+            losses = criterion(to_float32(outputs), targets)
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, batch {i}: "
@@ -187,6 +186,22 @@ def train(cfg: DictConfig) -> Dict[str, float]:
         hook.on_run_end(run=run, metrics=metrics)
     dist.barrier()
     return metrics
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(amp: Optional[str], device: torch.device):
+    """(autocast context, GradScaler) for `train.amp` (None: float32). bf16 keeps float32's
+    exponent range, so it needs no loss scaling; fp16 does, and is CUDA-only (CPU float16 matmuls
+    are not fast)."""
+    if amp is not None and amp not in AMP_DTYPES:
+        raise ConfigError("train.amp", f"must be null (float32), bf16 or fp16, got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("train.amp", f"fp16 needs a CUDA device (device is {device.type}); "
+                                       "use bf16")
+    autocast = torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp else nullcontext()
+    return autocast, torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
 
 class EpochBatches:
