@@ -23,9 +23,10 @@ def run(config, tmp_path, *overrides, threads=None):
 
 
 @pytest.mark.slow
-def test_synthetic_detr_reaches_ap50(shared_dir, tmp_path):
-    """configs/detr_synthetic.yaml: AP50 >= 0.9 on the held-out shapes (the issue's target; the
-    10-minute budget is for 2 otherwise idle cores, so the time is printed, not asserted)."""
+def test_synthetic_detr_reaches_ap50(tmp_path):
+    """configs/detr_synthetic.yaml, every weight random: AP50 >= 0.9 on the held-out shapes (the
+    issue's target; the 10-minute budget is for 2 otherwise idle cores, so the time is printed, not
+    asserted)."""
     metrics, seconds = run("detr_synthetic.yaml", tmp_path)
     print(f"detr_synthetic: AP50 {metrics['AP50']:.3f} AP {metrics['AP']:.3f} in {seconds:.0f} s")
     assert metrics["AP50"] >= 0.9
