@@ -7,7 +7,8 @@ Prints (targets from issue 3):
   inference  DETR-R50, batch 1, 800x1066, float32, eval:   ours / HF      (<= 0.8)
              the same outputs as our plain forward (max |diff| printed)
   bf16       ours in bfloat16 / HF float32                            (<= 0.5, boxes within 1e-2)
-  train step forward+matching+loss+backward+AdamW, batch 2, 512x512: ours / HF (<= 0.8)
+  train step forward+matching+loss+backward+AdamW, batch 2, 512x512: ours / HF (<= 0.8),
+             in float32 and with `train.amp=bf16` (ours bf16 / HF float32; HF in bf16 for reference)
   matcher    100 queries x 0-50 targets x 16 images: batched / per-image scipy loop (<= 1.0)
 Both models have random weights and ResNet-50 backbones (HF's own ResNet, no timm, nothing
 downloaded). Timings are medians of interleaved repeats, so load from other processes hits both.
@@ -20,8 +21,12 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from trackformer.engine.optim import build_optimizer
+from trackformer.engine.trainer import mixed_precision
 from trackformer.models.backbones import build_resnet
 from trackformer.ops.boxes import box_cxcywh_to_xyxy, generalized_box_iou
+from trackformer.schema import TrainConfig
+from trackformer.utils import to_float32
 from trackformer_detr.criterion import SetCriterion
 from trackformer_detr.detr import build_detr
 from trackformer_detr.inference import optimize_for_inference
@@ -124,24 +129,58 @@ def bench_train_step(repeats):
     targets[0]["labels"] = targets[0]["labels"][:3].clone()
     targets[0]["boxes"] = targets[0]["boxes"][:3].clone()
     hf_labels = [{"class_labels": t["labels"], "boxes": t["boxes"]} for t in targets]
-    opt_ours = torch.optim.AdamW([p for p in ours.parameters() if p.requires_grad], lr=1e-4)
-    opt_hf = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-4)
+    # ours: the engine's optimizer (fused AdamW); HF: the fused AdamW its Trainer uses by default
+    opt_ours = build_optimizer(ours, TrainConfig(lr=1e-4, lr_backbone=1e-5))
+    opt_hf = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-4, fused=True)
+    cpu = torch.device("cpu")
 
-    def step_ours():
-        loss = criterion(ours({"images": x, "mask": mask}), targets)["loss"]
+    def step_ours(amp=None):
+        autocast, _ = mixed_precision(amp, cpu)  # what `trackformer run` does with train.amp
+        with autocast:
+            outputs = ours({"images": x, "mask": mask})
+        loss = criterion(to_float32(outputs), targets)["loss"]
         opt_ours.zero_grad(set_to_none=True)
         loss.backward()
         opt_ours.step()
+        return loss.item()
 
-    def step_hf():
-        loss = hf(pixel_values=x, pixel_mask=(~mask).long(), labels=hf_labels).loss
+    def step_hf(amp=None):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            loss = hf(pixel_values=x, pixel_mask=(~mask).long(), labels=hf_labels).loss
         opt_hf.zero_grad(set_to_none=True)
         loss.backward()
         opt_hf.step()
 
-    t = interleaved({"ours": step_ours, "hf": step_hf}, repeats)
-    print(f"train step batch 2 at 512x512: ours {t['ours']:.3f}s  HF {t['hf']:.3f}s")
+    t = interleaved({"ours": step_ours, "hf": step_hf,
+                     "ours_bf16": lambda: step_ours("bf16"), "hf_bf16": lambda: step_hf("bf16")},
+                    repeats)
+    print(f"train step batch 2 at 512x512: ours {t['ours']:.3f}s  HF {t['hf']:.3f}s  "
+          f"(float32: {train_step_flops(ours, criterion, x, mask, targets) / 1e9:.0f} GFLOP each)")
     print(f"RATIO train step ours/HF = {t['ours'] / t['hf']:.3f}  (target <= 0.8)")
+    print(f"train step with train.amp=bf16: ours {t['ours_bf16']:.3f}s  "
+          f"(HF under the same bf16 autocast {t['hf_bf16']:.3f}s)")
+    print(f"RATIO train step ours bf16/HF fp32 = {t['ours_bf16'] / t['hf']:.3f}  (target <= 0.8)")
+    print(f"  for comparison, both in bf16: ours/HF = {t['ours_bf16'] / t['hf_bf16']:.3f}")
+    with torch.no_grad():
+        ours.eval()
+        fp32 = criterion(ours({"images": x, "mask": mask}), targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = to_float32(ours({"images": x, "mask": mask}))
+        bf16 = criterion(bf16, targets)
+        ours.train()
+    print(f"  bf16 vs float32 loss (eval mode, same weights): {bf16['loss'].item():.4f} vs "
+          f"{fp32['loss'].item():.4f}")
+
+
+def train_step_flops(model, criterion, x, mask, targets) -> float:
+    """Floating-point operations of one forward + loss + backward (PyTorch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        criterion(model({"images": x, "mask": mask}), targets)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 def scipy_loop(outputs, targets, w_class=1.0, w_bbox=5.0, w_giou=2.0):
