@@ -6,6 +6,7 @@ Every mistake becomes a `ConfigError` naming the full dotted key. Nothing in a c
 executed: component names are looked up in the registries, never resolved as import paths.
 """
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
@@ -152,7 +153,8 @@ def validate_component(node: Any, kind: str, key: str) -> Optional[DictConfig]:
         try:
             out = OmegaConf.merge(OmegaConf.structured(entry.schema), plain)
         except OmegaConfBaseException as error:
-            raise _config_error(error, prefix=key, choices=[f.name for f in dataclasses.fields(entry.schema)]) from None
+            inner = str(getattr(error, "full_key", "") or "").split(".")
+            raise _config_error(error, prefix=key, choices=_field_names(entry.schema, inner[:-1])) from None
         OmegaConf.set_struct(out, False)
         for sub_key, sub_kind in sub_components.items():
             default = getattr(out, sub_key, None)
@@ -161,6 +163,17 @@ def validate_component(node: Any, kind: str, key: str) -> Optional[DictConfig]:
     out["name"] = name
     OmegaConf.set_struct(out, True)
     return out
+
+
+def _field_names(schema, path: List[str]) -> Optional[List[str]]:
+    """The field names of the dataclass reached from `schema` along `path` (nested settings such as
+    `evaluator.sort.*`); None when the path leaves the dataclasses."""
+    for part in path:
+        hint = typing.get_type_hints(schema).get(part)
+        if hint is None or not dataclasses.is_dataclass(hint):
+            return None
+        schema = hint
+    return [f.name for f in dataclasses.fields(schema)]
 
 
 def _first_line(error: Exception) -> str:

@@ -153,3 +153,14 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
         ref = evaluate_mot(syn / "test", files, "MOT17")["COMBINED"]
         assert metrics[prefix + "MOTA"] == pytest.approx(ref["MOTA"]) and metrics[prefix + "IDF1"] == pytest.approx(ref["IDF1"])
     assert Image.open(tmp_path / "tracking" / "render" / "SYN-test-00.gif").n_frames == 12
+
+
+def test_misspelled_nested_tracker_setting_is_one_line_with_its_own_keys(tmp_path):
+    cmd = [sys.executable, "-m", "trackformer", "run", str(REPO / "configs" / "trackformer_synthetic.yaml"),
+           f"output_dir={tmp_path}", "evaluator.sort.max_ag=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "trackformer: error: evaluator.sort.max_ag: Key 'max_ag' not in 'SortConfig'. Did you mean: "
+        "'max_age'?; valid keys: detection_threshold, iou_threshold, max_age, min_hits")
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -4,27 +4,13 @@ tracker AND with the SORT baseline on the same detector, writes MOTChallenge res
 scores both with the core's MOT
 evaluator (TrackEval metrics). Keys: `MOTA, IDF1, HOTA, IDSW` and `baseline/<key>`.
 """
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from . import online
-from .sort import SortConfig
-from .tracker import TrackerConfig
+from .settings import SortConfig, TrackerConfig, TrackingEvalConfig
 
 KEYS = ("MOTA", "IDF1", "HOTA", "IDSW")
-
-
-@dataclass
-class TrackingEvalConfig:
-    size: int = 0  # short side of the network input; 0 = the frames' own size
-    max_size: Optional[int] = None
-    benchmark: str = "MOT17"  # the core evaluator's preprocessing (MOT17: distractors removed)
-    public_detections: bool = False  # the MOT17 public protocol: births gated by det/det.txt
-    baseline: bool = True  # also run SORT on the same detector
-    render: bool = False  # also draw the tracks: <output_dir>/tracking/render/<seq>.gif
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    sort: SortConfig = field(default_factory=SortConfig)
 
 
 def frames_of(seq: Dict):
@@ -97,6 +83,4 @@ def build(cfg, embed=None) -> TrackingEvaluator:
     node.pop("name", None)
     tracker = TrackerConfig(**node.pop("tracker", {}) or {})
     sort = SortConfig(**node.pop("sort", {}) or {})
-    node.pop("reid_model", None)
-    node.pop("reid_weights", None)
     return TrackingEvaluator(TrackingEvalConfig(tracker=tracker, sort=sort, **node), embed=embed)

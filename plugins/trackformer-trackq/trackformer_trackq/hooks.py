@@ -11,6 +11,8 @@ from typing import Any, List, Optional
 
 from trackformer import hookimpl
 
+from .settings import TrackingEvalConfig
+
 
 def component(kind: str, default: Any = None) -> Any:
     return field(default=default, metadata={"component": kind})
@@ -112,47 +114,6 @@ class StaticPairsConfig:
     mot_root: Optional[str] = None
     val: List[str] = field(default_factory=list)
     test: List[str] = field(default_factory=list)
-
-
-@dataclass
-class TrackerNode:
-    detection_threshold: float = 0.4
-    track_threshold: float = 0.4
-    reid_threshold: float = 0.4
-    track_nms: float = 0.9
-    detection_nms: float = 0.9
-    inactive_patience: int = 5
-    public_detections: bool = False
-    public_iou: float = 0.5
-    reid_appearance: bool = False
-    reid_similarity: float = 0.7
-    reid_weight: float = 0.5
-    reid_crop_height: int = 64
-    reid_crop_width: int = 64
-    reid_momentum: float = 0.8
-
-
-@dataclass
-class SortNode:
-    detection_threshold: float = 0.4
-    iou_threshold: float = 0.3
-    max_age: int = 1
-    min_hits: int = 3
-
-
-@dataclass
-class TrackingEvaluatorConfig:
-    size: int = 0  # short side of the network input; 0 = frames as they are
-    max_size: Optional[int] = None
-    benchmark: str = "MOT17"
-    public_detections: bool = False
-    baseline: bool = True
-    render: bool = False  # draw the tracked sequences: <output_dir>/tracking/render/<seq>.gif
-    tracker: TrackerNode = field(default_factory=TrackerNode)
-    sort: SortNode = field(default_factory=SortNode)
-    # appearance re-id: a metric-learning run config whose model offers `embed(images) -> [N, D]`
-    reid_model: Optional[str] = None
-    reid_weights: Optional[str] = None
 
 
 # ------------------------------------------------------------------------------------- factories
@@ -302,7 +263,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_evaluators(register):
-    register("mot_tracking", build_tracking_evaluator, schema=TrackingEvaluatorConfig,
+    register("mot_tracking", build_tracking_evaluator, schema=TrackingEvalConfig,
              help="tracks held-out sequences with TrackFormer and the SORT baseline; MOTA, IDF1, HOTA, IDSW")
 
 

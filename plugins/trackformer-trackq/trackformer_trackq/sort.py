@@ -5,19 +5,12 @@ boxes are associated with the detections by Hungarian matching on IoU (pairs bel
 rejected); unmatched detections start tracks, which are reported once confirmed by `min_hits`
 consecutive hits (or during the first `min_hits` frames) and deleted after `max_age` frames unmatched.
 """
-from dataclasses import dataclass
 from typing import Dict, List
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-
-@dataclass
-class SortConfig:
-    detection_threshold: float = 0.4
-    iou_threshold: float = 0.3
-    max_age: int = 1
-    min_hits: int = 3
+from .settings import SortConfig
 
 
 def _to_z(box):

@@ -13,7 +13,6 @@ Per frame the network decodes the current image with one track query per active 
      `embed(images [N,3,h,w]) -> [N,E]` callable) before starting a new track;
   5. forgets inactive tracks after `inactive_patience` frames.
 """
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -21,24 +20,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou, nms
 
-
-@dataclass
-class TrackerConfig:
-    detection_threshold: float = 0.4
-    track_threshold: float = 0.4
-    reid_threshold: float = 0.4  # score for an inactive track's query to bring it back
-    track_nms: float = 0.9
-    detection_nms: float = 0.9
-    inactive_patience: int = 5
-    public_detections: bool = False
-    public_iou: float = 0.5
-    # appearance re-identification of inactive tracks (needs an embedding model)
-    reid_appearance: bool = False
-    reid_similarity: float = 0.7  # minimum cosine similarity
-    reid_weight: float = 0.5  # weight of appearance vs. IoU with the last box in the matching cost
-    reid_crop_height: int = 64
-    reid_crop_width: int = 64
-    reid_momentum: float = 0.8  # running average of a track's appearance while it is active
+from .settings import TrackerConfig
 
 
 class Track:
