@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
 from core_helpers import ROOT, TESTS, cli
 

@@ -18,7 +18,7 @@ SMALL = ["model.backbone.name=resnet18", "model.hidden_dim=64", "model.num_queri
 
 
 def test_detect_writes_results_boxes_and_attention(tmp_path):
-    paths = generate(tmp_path / "shapes", ShapesSpec(num_train=2, num_val=0, num_test=0, image_size=96))
+    generate(tmp_path / "shapes", ShapesSpec(num_train=2, num_val=0, num_test=0, image_size=96))
     overrides = SMALL + [f"data.root={tmp_path / 'shapes'}", f"output_dir={tmp_path / 'run'}"]
     cfg = trackformer.load_config(ROOT / "configs" / "detr_synthetic.yaml", overrides)
     model = trackformer.build_model(cfg, data_info={"num_classes": 3})

@@ -13,7 +13,7 @@ from PIL import Image
 from trackformer_trackq.inputs import open_inputs
 from trackformer_trackq.online import read_public_detections, write_results
 from trackformer_trackq.render import colour, render
-from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticImagePairs, read_sequence
+from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticImagePairs
 from trackformer_trackq.synthetic import SyntheticConfig, generate_dataset
 
 REPO = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ A frame source yields `(frame_number, PIL image)` (1-based numbers as in MOTChal
 Result rows: `frame, id, x, y, w, h, score` with x, y the 1-based top-left corner.
 """
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
