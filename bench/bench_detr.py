@@ -129,8 +129,8 @@ def bench_train_step(repeats):
     targets[0]["labels"] = targets[0]["labels"][:3].clone()
     targets[0]["boxes"] = targets[0]["boxes"][:3].clone()
     hf_labels = [{"class_labels": t["labels"], "boxes": t["boxes"]} for t in targets]
-    # ours: the engine's optimizer (fused AdamW); HF: the fused AdamW its Trainer uses by default
-    opt_ours = build_optimizer(ours, TrainConfig(lr=1e-4, lr_backbone=1e-5))
+    # ours: the engine's optimizer with train.fused=true; HF: the fused AdamW its Trainer uses by default
+    opt_ours = build_optimizer(ours, TrainConfig(lr=1e-4, lr_backbone=1e-5, fused=True))
     opt_hf = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-4, fused=True)
     cpu = torch.device("cpu")
 

@@ -35,6 +35,12 @@ def test_bad_config_is_one_line_naming_the_key(override, expected, tmp_path):
         assert fragment in line, line
 
 
+def test_fused_optimizer_only_where_torch_has_one(tmp_path):
+    result = cli("run", TOY, "train.optimizer=radam", "train.fused=true", f"output_dir={tmp_path}")
+    assert _error_line(result) == "trackformer: error: train.fused: only adamw and sgd have a fused kernel, not radam"
+    assert cli("run", TOY, "train.fused=true", "train.epochs=1", f"output_dir={tmp_path}").returncode == 0
+
+
 def test_unknown_top_level_key_and_bad_override_syntax(tmp_path):
     assert "nonsense" in _error_line(cli("run", TOY, "nonsense=1"))
     assert "key=value" in _error_line(cli("run", TOY, "train.epochs"))
