@@ -104,7 +104,7 @@ def test_malformed_annotation_files_name_file_and_entry(tmp_path):
 
 def test_shapes_generator_is_deterministic_and_boxes_are_tight(tmp_path):
     spec = ShapesSpec(num_train=6, num_val=2, num_test=2, image_size=64, min_objects=1,
-                      max_objects=2, min_size=10, max_size=20, seed=3)
+                      max_objects=2, object_min_size=10, object_max_size=20, seed=3)
     a, b = generate(tmp_path / "a", spec), generate(tmp_path / "b", spec)
     assert a["train"].read_text() == b["train"].read_text()
     assert (tmp_path / "a/train/000004.png").read_bytes() == (tmp_path / "b/train/000004.png").read_bytes()

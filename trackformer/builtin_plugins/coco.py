@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from omegaconf import MISSING
 
+from trackformer.data.shapes import ShapesSpec
 from trackformer.hookspecs import hookimpl
 
 _DETR_SCALES = [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800]
@@ -40,17 +41,8 @@ class CocoDataConfig(AugmentConfig):
 
 
 @dataclass
-class ShapesDataConfig(AugmentConfig):
+class ShapesDataConfig(ShapesSpec, AugmentConfig):
     root: Optional[str] = None  # where to generate; None: ~/.cache/trackformer/shapes-<params>
-    num_train: int = 2000
-    num_val: int = 200
-    num_test: int = 200
-    image_size: int = 128
-    min_objects: int = 0
-    max_objects: int = 3
-    object_min_size: int = 16  # side of a shape, pixels
-    object_max_size: int = 48
-    seed: int = 0
 
 
 @dataclass
@@ -97,16 +89,13 @@ def build_shapes(cfg, split: str, **context):
     import hashlib
     import json
     import os
-    from dataclasses import asdict
+    from dataclasses import asdict, fields
     from pathlib import Path
 
     from trackformer.data.coco import CocoDetection
-    from trackformer.data.shapes import ShapesSpec, ensure_shapes
+    from trackformer.data.shapes import ensure_shapes
 
-    spec = ShapesSpec(num_train=cfg.num_train, num_val=cfg.num_val, num_test=cfg.num_test,
-                      image_size=cfg.image_size, min_objects=cfg.min_objects,
-                      max_objects=cfg.max_objects, min_size=cfg.object_min_size,
-                      max_size=cfg.object_max_size, seed=cfg.seed)
+    spec = ShapesSpec(**{f.name: cfg[f.name] for f in fields(ShapesSpec)})
     root = cfg.root
     if root is None:
         digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:10]

@@ -3,14 +3,20 @@ backgrounds, written in COCO format so the ordinary COCO loader and evaluator re
 
 The same (seed, sizes, counts) always produce the same files (numpy's PCG64 per image), and a
 manifest records them: `ensure_shapes` regenerates only when the parameters change.
+
+numpy and Pillow are imported where images are drawn: `ShapesSpec` is also the builtin `shapes`
+data set's config schema, which every `trackformer` start loads.
 """
+from __future__ import annotations
+
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
-import numpy as np
-from PIL import Image, ImageDraw
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image, ImageDraw
 
 CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
               {"id": 2, "name": "square", "supercategory": "shape"},
@@ -26,8 +32,8 @@ class ShapesSpec:
     image_size: int = 128
     min_objects: int = 0
     max_objects: int = 3
-    min_size: int = 16
-    max_size: int = 48
+    object_min_size: int = 16  # side of a shape, pixels
+    object_max_size: int = 48
     seed: int = 0
 
 
@@ -52,6 +58,9 @@ def _draw_shape(draw: ImageDraw.ImageDraw, kind: int, x: int, y: int, s: int, co
 
 
 def render_image(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[Image.Image, List[Tuple[int, List[float]]]]:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
     n = spec.image_size
     base = rng.integers(0, 256, size=3)
     noise = rng.normal(0, 12, size=(n, n, 3))
@@ -60,7 +69,7 @@ def render_image(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[Image.Imag
     objects: List[Tuple[int, List[float]]] = []
     for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
         for _attempt in range(20):  # rejection sampling: keep every object mostly visible
-            s = int(rng.integers(spec.min_size, spec.max_size + 1))
+            s = int(rng.integers(spec.object_min_size, spec.object_max_size + 1))
             x, y = (int(v) for v in rng.integers(0, n - s + 1, size=2))
             if all(_iou([x, y, s, s], b) < 0.05 for _, b in objects):
                 break
@@ -76,6 +85,8 @@ def render_image(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[Image.Imag
 
 def generate(root, spec: ShapesSpec) -> Dict[str, Path]:
     """Write root/<split>/<id>.png and root/annotations/<split>.json; return the JSON paths."""
+    import numpy as np
+
     root = Path(root)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     counts = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
