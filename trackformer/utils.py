@@ -4,7 +4,7 @@ import os
 import random
 import sys
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .errors import ConfigError
 
@@ -25,30 +25,30 @@ def resolve_device(name: str = "auto"):
         raise ConfigError("device", f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
+def map_tensors(fn: Callable[[Any], Any], obj: Any) -> Any:
+    """Apply `fn` to every torch object with a `.to` (tensors, mostly) in a nested structure of
+    dicts, lists, tuples and named tuples, keeping the structure."""
+    if hasattr(obj, "to") and callable(obj.to) and type(obj).__module__.startswith("torch"):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: map_tensors(fn, v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        mapped = [map_tensors(fn, v) for v in obj]
+        return type(obj)(mapped) if not hasattr(obj, "_fields") else type(obj)(*mapped)
+    return obj
+
+
 def to_device(obj: Any, device, non_blocking: bool = False) -> Any:
     """Move every tensor in a nested structure of lists, tuples and dicts to `device`."""
-    if hasattr(obj, "to") and callable(obj.to) and type(obj).__module__.startswith("torch"):
-        return obj.to(device, non_blocking=non_blocking)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        moved = [to_device(v, device, non_blocking) for v in obj]
-        return type(obj)(moved) if not hasattr(obj, "_fields") else type(obj)(*moved)
-    return obj
+    return map_tensors(lambda t: t.to(device, non_blocking=non_blocking), obj)
 
 
 def to_float32(obj: Any) -> Any:
     """Cast every float16/bfloat16 tensor in a nested structure to float32 (autograd follows)."""
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        return obj.float() if obj.dtype in (torch.float16, torch.bfloat16) else obj
-    if isinstance(obj, dict):
-        return {k: to_float32(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        cast = [to_float32(v) for v in obj]
-        return type(obj)(cast) if not hasattr(obj, "_fields") else type(obj)(*cast)
-    return obj
+    half = (torch.float16, torch.bfloat16)
+    return map_tensors(lambda t: t.float() if getattr(t, "dtype", None) in half else t, obj)
 
 
 def seed_everything(seed: int):
