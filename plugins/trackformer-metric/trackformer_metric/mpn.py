@@ -17,25 +17,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class MessagePassingLayer(nn.Module):
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.1):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout)
-        self.linear1 = nn.Linear(dim, ffn_dim)
-        self.linear2 = nn.Linear(ffn_dim, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-
-    def forward(self, x, padding_mask: Optional[torch.Tensor] = None):  # [S, B, D], mask [B, S]
-        messages = self.attn(x, x, x, key_padding_mask=padding_mask, need_weights=False)[0]  # [S, B, D]
-        x = self.norm1(x + self.dropout1(messages))
-        x = self.norm2(x + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(x))))))
-        return x
-
-
 class MessagePassingNetwork(nn.Module):
     """A linear projection, then `num_layers` message passing layers over the set axis."""
 
@@ -43,7 +24,10 @@ class MessagePassingNetwork(nn.Module):
                  dropout: float = 0.1):
         super().__init__()
         self.proj = nn.Linear(dim, dim)
-        self.layers = nn.ModuleList(MessagePassingLayer(dim, num_heads, ffn_dim, dropout) for _ in range(num_layers))
+        # torch's encoder layer is exactly this message passing layer: post-norm, ReLU, dropout on
+        # the attention weights, after the activation and on both residual branches
+        self.layers = nn.ModuleList(nn.TransformerEncoderLayer(dim, num_heads, ffn_dim, dropout)
+                                    for _ in range(num_layers))
 
     def forward(self, x, padding_mask: Optional[torch.Tensor] = None):
         single = x.dim() == 2
@@ -51,7 +35,7 @@ class MessagePassingNetwork(nn.Module):
         if single:
             h = h[:, None]  # [N, D] -> [N, 1, D]: one graph spanning the batch
         for layer in self.layers:
-            h = layer(h, padding_mask)
+            h = layer(h, src_key_padding_mask=padding_mask)
         return h[:, 0] if single else h  # [N, D] or [S, B, D]
 
 
