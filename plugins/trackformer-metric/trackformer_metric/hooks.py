@@ -4,15 +4,16 @@ factories only.
 Registers the `intra_batch` architecture, the `intra_batch` loss and the command
 `trackformer bench retrieval CONFIG [key=value ...]`.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from trackformer import hookimpl
+from trackformer.schema import component
 
 
 @dataclass
 class IntraBatchConfig:
-    backbone: Any = field(default=None, metadata={"component": "backbones"})
+    backbone: Any = component("backbones")
     num_classes: Optional[int] = None  # default: the training data's num_classes
     embed_dim: int = 512
     pooling: str = "max"  # max | avg: global pooling of the backbone's last feature map

@@ -10,12 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from trackformer import hookimpl
+from trackformer.schema import component
 
 from .settings import TrackingEvalConfig
-
-
-def component(kind: str, default: Any = None) -> Any:
-    return field(default=default, metadata={"component": kind})
 
 
 @dataclass
