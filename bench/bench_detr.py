@@ -1,7 +1,6 @@
 """DETR speed, side by side in one run, against Hugging Face transformers' DetrForObjectDetection.
 
-    .venv/bin/pip install transformers   # bench only; not a project dependency
-    .venv/bin/python bench/bench_detr.py --threads 2
+    .venv/bin/python bench/bench_detr.py --threads 2   # transformers comes with `.[dev]`
 
 Prints (targets from issue 3):
   inference  DETR-R50, batch 1, 800x1066, float32, eval:   ours / HF      (<= 0.8)
