@@ -126,3 +126,34 @@ def test_out_stage_truncates():
     with torch.no_grad():
         assert r.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 256, 4, 4)
         assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 96, 4, 4)
+
+
+def test_pointwise_conv_equals_conv2d_with_gradients_and_under_autocast():
+    from trackformer.models.backbones import pointwise_conv
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(8, 16, requires_grad=True)
+    b = torch.randn(8, requires_grad=True)
+    out = pointwise_conv(x, w, b)
+    expected = torch.nn.functional.conv2d(x, w[:, :, None, None], b)
+    assert out.is_contiguous(memory_format=torch.channels_last) and out._base is None
+    assert torch.allclose(out, expected, atol=1e-5)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (x, w, b), g)
+    expected_grads = torch.autograd.grad(expected, (x, w, b), g, retain_graph=True)
+    for got, want in zip(grads, expected_grads):
+        assert torch.allclose(got, want, atol=1e-4)
+    # an in-place residual sum on the result keeps autograd exact
+    y = pointwise_conv(x, w, b)
+    y += 1.0
+    assert torch.allclose(torch.autograd.grad(y.sum(), w)[0], torch.autograd.grad(expected.sum(), w)[0],
+                          atol=1e-4)
+    # bf16 autocast: the product runs in the activations' dtype, parameter gradients in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb = x.detach().to(torch.bfloat16).requires_grad_()
+        yb = pointwise_conv(xb, w, b)
+    assert yb.dtype == torch.bfloat16
+    gw, gb = torch.autograd.grad(yb.float().sum(), (w, b))
+    assert gw.dtype == gb.dtype == torch.float32
+    assert torch.allclose(gb, torch.full((8,), 70.0))  # 2 x 5 x 7 pixels, exact in bf16

@@ -13,7 +13,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor
-from torchvision.models._utils import IntermediateLayerGetter
 
 from trackformer.errors import ConfigError, DataError
 
@@ -58,6 +57,46 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
+class _PointwiseConv(torch.autograd.Function):
+    """x [B, C_in, H, W] (channels-last memory) -> [B, C_out, H, W] channels-last: a 1x1, stride-1
+    convolution as one matrix product over the pixels, [B*H*W, C_in] x [C_in, C_out] + bias."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # weight [C_out, C_in]
+        B, C, H, W = x.shape
+        w, b = weight.to(x.dtype), bias.to(x.dtype)  # autocast leaves out= products alone
+        out = torch.empty((B, w.shape[0], H, W), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        torch.addmm(b, x.permute(0, 2, 3, 1).reshape(-1, C), w.t(),
+                    out=out.permute(0, 2, 3, 1).view(-1, w.shape[0]))
+        ctx.save_for_backward(x, w)
+        ctx.param_dtypes = weight.dtype, bias.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, w = ctx.saved_tensors
+        B, C, H, W = x.shape
+        g = grad.to(w.dtype).permute(0, 2, 3, 1).reshape(-1, w.shape[0])  # [B*H*W, C_out]
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (g @ w).view(B, H, W, C).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            gw = (g.t() @ x.permute(0, 2, 3, 1).reshape(-1, C)).to(ctx.param_dtypes[0])
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0).to(ctx.param_dtypes[1])
+        return gx, gw, gb
+
+
+def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """A 1x1, stride-1 convolution of channels-last `x` as one matrix product (weight [C_out,
+    C_in]). PyTorch's CPU convolution takes a slower im2col path for these, forward and backward.
+    The result is a channels-last tensor of its own rather than a permuted view, so the residual
+    sum after it can be in place under autograd too (in-place ops on views go through
+    as_strided copies in backward)."""
+    return _PointwiseConv.apply(x, weight, bias)
+
+
 def conv_frozen_bn(conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
     """bn(conv(x)) in one convolution when `bn` is frozen: its per-channel affine map is folded
     into the (still trainable) conv weights on the fly, saving a pass over the activations
@@ -69,13 +108,13 @@ def conv_frozen_bn(conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
     bias = (shift if conv.bias is None else conv.bias * scale + shift).to(weight.dtype)
     if (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1
             and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)):
-        # a pointwise conv on NHWC memory is one matrix product over all pixels; PyTorch's CPU
-        # convolution would take its slower im2col path for it, forward and backward
-        out = F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias)  # [B, H, W, C_out]
-        return out.permute(0, 3, 1, 2)
+        return pointwise_conv(x, weight.flatten(1), bias)
     return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
+# The residual sums are in place, as in torchvision: an out-of-place sum allocates a fresh
+# activation-sized buffer per block, and on CPU a large buffer is new memory from the kernel that
+# page-faults on first write (a [2, 256, 128, 128] sum: ~10 ms out of place, ~2 ms in place).
 class FusedBasicBlock(torchvision.models.resnet.BasicBlock):
     """torchvision's BasicBlock (same parameters and names) with frozen BN folded into convs."""
 
@@ -85,7 +124,8 @@ class FusedBasicBlock(torchvision.models.resnet.BasicBlock):
         out = conv_frozen_bn(self.conv2, self.bn2, out)
         if self.downsample is not None:
             identity = conv_frozen_bn(self.downsample[0], self.downsample[1], x)
-        return self.relu(out + identity)
+        out += identity
+        return self.relu(out)
 
 
 class FusedBottleneck(torchvision.models.resnet.Bottleneck):
@@ -98,7 +138,27 @@ class FusedBottleneck(torchvision.models.resnet.Bottleneck):
         out = conv_frozen_bn(self.conv3, self.bn3, out)
         if self.downsample is not None:
             identity = conv_frozen_bn(self.downsample[0], self.downsample[1], x)
-        return self.relu(out + identity)
+        out += identity
+        return self.relu(out)
+
+
+class ResNetBody(nn.Module):
+    """A torchvision ResNet up to `layer{out_stage}`: [B, 3, H, W] -> [B, C, H/s, W/s], under
+    torchvision's module names (conv1, bn1, relu, maxpool, layer1..), the stem's frozen BN folded
+    into its convolution like the blocks'."""
+
+    def __init__(self, net: torchvision.models.ResNet, out_stage: int):
+        super().__init__()
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.stages = [f"layer{k}" for k in range(1, out_stage + 1)]
+        for name in self.stages:
+            self.add_module(name, getattr(net, name))
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(conv_frozen_bn(self.conv1, self.bn1, x)))
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        return x
 
 
 _RESNET_LAYOUT = {"resnet18": (FusedBasicBlock, [2, 2, 2, 2]),
@@ -108,18 +168,16 @@ _RESNET_LAYOUT = {"resnet18": (FusedBasicBlock, [2, 2, 2, 2]),
 
 
 class Backbone(nn.Module):
-    """A torchvision feature extractor returning its last stage as one tensor.
+    """A torchvision feature extractor (`body`: images -> its last stage's features).
 
     With `channels_last` the convolutions run on NHWC memory (faster oneDNN kernels on CPU,
     tensor cores on GPU); the output is returned in the usual contiguous layout."""
 
-    def __init__(self, body: nn.Module, num_channels: int, stride: int, output_key: Optional[str],
-                 channels_last: bool = False):
+    def __init__(self, body: nn.Module, num_channels: int, stride: int, channels_last: bool = False):
         super().__init__()
         self.body = body
         self.num_channels = num_channels
         self.stride = stride
-        self._output_key = output_key
         self.channels_last = channels_last
         if channels_last:
             body.to(memory_format=torch.channels_last)
@@ -127,9 +185,7 @@ class Backbone(nn.Module):
     def forward(self, images):  # [B, 3, H, W] -> [B, C, h, w]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        out = self.body(images)
-        out = out[self._output_key] if self._output_key is not None else out
-        return out.contiguous()
+        return self.body(images).contiguous()
 
 
 def _freeze(module: nn.Module):
@@ -205,7 +261,7 @@ def build_resnet(arch: str, weights: Optional[str] = None, frozen_bn: bool = Tru
     block, layers = _RESNET_LAYOUT[arch]
     net = torchvision.models.resnet.ResNet(block, layers, norm_layer=norm,
                                            replace_stride_with_dilation=[False, False, dilation])
-    body = IntermediateLayerGetter(net, return_layers={f"layer{out_stage}": "0"})
+    body = ResNetBody(net, out_stage)
     if weights:
         load_backbone_weights(body, weights, prefix="", arch=arch,
                               skip=[f"layer{k}." for k in range(out_stage + 1, 5)])
@@ -216,7 +272,7 @@ def build_resnet(arch: str, weights: Optional[str] = None, frozen_bn: bool = Tru
     expansion = 1 if arch in ("resnet18", "resnet34") else 4
     channels = 64 * 2 ** (out_stage - 1) * expansion
     stride = 16 if dilation else 2 ** (out_stage + 1)
-    return Backbone(body, channels, stride=stride, output_key="0", channels_last=channels_last)
+    return Backbone(body, channels, stride=stride, channels_last=channels_last)
 
 
 # MobileNetV2 `features` index where each stage ends: stem conv, then the blocks ending at
@@ -245,7 +301,7 @@ def build_mobilenet_v2(weights: Optional[str] = None, frozen_bn: bool = True,
     body = body[:_MOBILENET_STAGE_ENDS[out_stage]]
     if frozen_stages >= 0:
         _freeze(body[:_MOBILENET_STAGE_ENDS[frozen_stages]])
-    return Backbone(body, _MOBILENET_CHANNELS[out_stage], stride=2 ** out_stage, output_key=None,
+    return Backbone(body, _MOBILENET_CHANNELS[out_stage], stride=2 ** out_stage,
                     channels_last=channels_last)
 
 
