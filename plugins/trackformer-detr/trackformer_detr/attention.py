@@ -3,8 +3,10 @@
 The state dict is exactly torch's (and therefore DETR's): `in_proj_weight` [3D, D] with the q, k, v
 rows stacked, `in_proj_bias` [3D], `out_proj.{weight,bias}`. The computation goes through
 `F.scaled_dot_product_attention`, which gives the same result as the explicit softmax(QK^T/sqrt(d))V
-(checked in the tests) without materialising the weights; they are computed explicitly only
-when `need_weights` is set (attention-map pictures).
+(checked in the tests) without materialising the weights. The weights are computed explicitly
+when `need_weights` is set (attention-map pictures) and when training with dropout on CPU: there
+SDPA leaves its fused kernel for the same explicit math anyway, drawing its dropout mask
+element by element, and `trackformer.ops.dropout` draws it four times cheaper.
 """
 import math
 from typing import Optional
@@ -13,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from trackformer.ops.dropout import dropout as masked_dropout
 
 
 class MultiheadAttention(nn.Module):
@@ -58,13 +62,14 @@ class MultiheadAttention(nn.Module):
 
         mask = self._merge_masks(key_padding_mask, attn_mask, q.dtype, self.nhead)  # [B|1, 1|h, Lq|1, Lk]
         dropout = self.dropout if self.training else 0.0
-        if self.need_weights:
+        if self.need_weights or (dropout > 0 and q.device.type == "cpu"):
             logits = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # [B, h, Lq, Lk]
             if mask is not None:
                 logits = logits + mask
             attn = logits.softmax(-1)
-            self.last_weights = attn.mean(1).detach()  # [B, Lq, Lk]
-            out = F.dropout(attn, dropout, self.training) @ v
+            if self.need_weights:
+                self.last_weights = attn.mean(1).detach()  # [B, Lq, Lk]
+            out = masked_dropout(attn, dropout, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         Lq, B = query.shape[:2]
