@@ -39,7 +39,19 @@ def test_detect_writes_results_boxes_and_attention(tmp_path):
     assert sorted(p.name for p in (out / "boxes").iterdir()) == ["000001.png", "000002.png"]
     pictures = sorted((out / "attention").iterdir())
     assert len(pictures) == 10 and Image.open(pictures[0]).size == (96, 96)
-    # a missing input is a one-line error with exit status 2
+    # bfloat16: the same detections, boxes within a pixel or so of float32 on these 96-px images
+    proc = subprocess.run(cmd[:-2] + [f"output={tmp_path / 'bf16'}", "threshold=0", "precision=bf16",
+                                      "--no-attention"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    bf16 = json.loads((tmp_path / "bf16" / "results.json").read_text())
+    assert [r["image_id"] for r in bf16] == [r["image_id"] for r in results]
+    assert max(abs(a - b) for r, q in zip(results, bf16) for a, b in zip(r["bbox"], q["bbox"])) < 2.0
+    assert not (tmp_path / "bf16" / "attention").exists()
+    # a missing input and an unknown precision are one-line errors with exit status 2
     bad = subprocess.run(cmd[:-3] + [f"input={tmp_path / 'nope'}"], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope" in bad.stderr
+    bad = subprocess.run(cmd + ["precision=fp16"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "trackformer: error: precision: must be fp32 or bf16, got 'fp16'"]

@@ -1,4 +1,8 @@
-"""`trackformer detect CONFIG model.weights=RUN/best.pt input=IMAGE_OR_DIR [output=DIR] [threshold=0.7]`
+"""`trackformer detect CONFIG model.weights=RUN/best.pt input=IMAGE_OR_DIR [output=DIR] [threshold=0.7]
+[precision=fp32|bf16]`
+
+The model runs as `optimize_for_inference` makes it (frozen BatchNorm folded, channels-last; the
+outputs of the plain model up to float rounding); `precision=bf16` runs it in bfloat16.
 
 Writes to `output` (default `<output_dir>/detect`):
   results.json       COCO-format results (image_id, category_id, bbox xywh, score) of detections
@@ -13,14 +17,15 @@ import json
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-_OWN_KEYS = ("input", "output", "threshold")
+_OWN_KEYS = ("input", "output", "threshold", "precision")
 
 
 def add_arguments(parser):
     parser.add_argument("config", help="YAML config of the detector")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="input=IMAGE_OR_DIR (required), output=DIR, threshold=0.7, and dotted "
-                             "config overrides such as model.weights=PATH")
+                        help="input=IMAGE_OR_DIR (required), output=DIR, threshold=0.7, "
+                             "precision=fp32|bf16, and dotted config overrides such as "
+                             "model.weights=PATH")
     parser.add_argument("--no-attention", action="store_true", help="skip the attention pictures")
 
 
@@ -125,6 +130,8 @@ def main(args) -> int:
     from trackformer.eval.coco import to_coco_results
     from trackformer.utils import progress, resolve_device
 
+    from .inference import optimize_for_inference, unwrap
+
     own, overrides = _split_overrides(args.overrides)
     if "input" not in own:
         raise ConfigError("input", "give the image or folder to run on: input=PATH")
@@ -132,13 +139,17 @@ def main(args) -> int:
         threshold = float(own.get("threshold", 0.7))
     except ValueError:
         raise ConfigError("threshold", f"not a number: {own['threshold']!r}") from None
+    precision = own.get("precision", "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError("precision", f"must be fp32 or bf16, got {precision!r}")
     cfg = load_config(args.config, overrides)
     paths = _image_paths(Path(own["input"]))
     out_dir = Path(own.get("output") or Path(cfg.output_dir) / "detect")
     (out_dir / "boxes").mkdir(parents=True, exist_ok=True)
     info = _data_info(cfg)
     device = resolve_device(cfg.device)
-    model = build_model(cfg, data_info=info).to(device).eval()
+    model = optimize_for_inference(build_model(cfg, data_info=info).to(device),
+                                   dtype=torch.bfloat16 if precision == "bf16" else None)
     label_to_cat = {int(k): int(v) for k, v in (info.get("label_to_category") or {}).items()}
     cat_names = {int(k): v for k, v in (info.get("category_names") or {}).items()}
 
@@ -147,10 +158,11 @@ def main(args) -> int:
         return cat_names.get(cat, str(cat))
 
     # the last decoder layer's cross-attention, and the feature map size to unflatten it
-    cross = model.transformer.decoder.layers[-1].multihead_attn
+    detr = unwrap(model)
+    cross = detr.transformer.decoder.layers[-1].multihead_attn
     cross.need_weights = not args.no_attention
     feature_size = {}
-    hook = model.input_proj.register_forward_hook(
+    hook = detr.input_proj.register_forward_hook(
         lambda m, i, o: feature_size.__setitem__("hw", tuple(o.shape[-2:])))
     transform = _eval_transform(cfg)
     predictions, image_ids = {}, {}

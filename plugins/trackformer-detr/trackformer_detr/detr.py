@@ -47,6 +47,18 @@ def as_padded_batch(inputs: Inputs) -> Tuple[Tensor, Tensor]:
     return pad_images(list(inputs))
 
 
+def original_sizes(inputs: Inputs, targets: Optional[List[Dict]] = None,
+                   target_sizes: Optional[Tensor] = None) -> Tensor:
+    """(h, w) [B, 2] to scale predicted boxes to: `target_sizes`, else each target's `orig_size`,
+    else the unpadded input size."""
+    if target_sizes is not None:
+        return target_sizes
+    if targets is not None:
+        return torch.stack([t["orig_size"] for t in targets])
+    _, mask = as_padded_batch(inputs)
+    return torch.stack([(~mask).any(2).sum(1), (~mask).any(1).sum(1)], dim=1)
+
+
 class Joiner(nn.Sequential):
     """backbone (index 0) + position encoding (index 1), DETR's `backbone.0.body.*` layout."""
 
@@ -136,13 +148,7 @@ class DETR(nn.Module):
         unpadded input size."""
         from .postprocess import PostProcess
 
-        if target_sizes is None:
-            if targets is not None:
-                target_sizes = torch.stack([t["orig_size"] for t in targets])
-            else:
-                _, mask = as_padded_batch(inputs)
-                target_sizes = torch.stack([(~mask).any(2).sum(1), (~mask).any(1).sum(1)], dim=1)
-        return PostProcess()(self(inputs), target_sizes)
+        return PostProcess()(self(inputs), original_sizes(inputs, targets, target_sizes))
 
 
 def build_detr(backbone: nn.Module, encoder: nn.Module, decoder: nn.Module, num_classes: int,

@@ -11,9 +11,9 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from trackformer.models.backbones import FrozenBatchNorm2d
+from trackformer.models.backbones import FrozenBatchNorm2d, pointwise_conv
+from trackformer.utils import to_float32
 
 
 def _fold(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
@@ -47,18 +47,18 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
 
 class PointwiseConv(nn.Module):
     """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels
-    ([B*H*W, C_in] x [C_in, C_out] + bias). PyTorch's CPU convolution sends these to a slower
-    im2col path with a separate bias pass; on channels-last memory the permuted view is
-    contiguous, so this is a single GEMM and the result stays channels-last."""
+    (`trackformer.models.backbones.pointwise_conv`); the result stays channels-last."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
         self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone())  # [C_out, C_in]
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+        bias = conv.bias.detach().clone() if conv.bias is not None else conv.weight.new_zeros(
+            conv.out_channels)
+        self.bias = nn.Parameter(bias)
 
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, H, W]
-        y = F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias)  # [B, H, W, C_out]
-        return y.permute(0, 3, 1, 2)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return pointwise_conv(x, self.weight, self.bias)
 
 
 def _pointwise_to_gemm(module: nn.Module) -> int:
@@ -104,6 +104,11 @@ def optimize_for_inference(model: nn.Module, dtype: Optional[torch.dtype] = None
     return _CastingWrapper(fast, dtype) if dtype is not None else fast
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The DETR inside what `optimize_for_inference` returned (to hook its layers)."""
+    return model.model if isinstance(model, _CastingWrapper) else model
+
+
 class _CastingWrapper(nn.Module):
     """Casts the images to the model's dtype and the outputs back to float32."""
 
@@ -117,21 +122,12 @@ class _CastingWrapper(nn.Module):
 
         images, mask = as_padded_batch(inputs)
         out = self.model({"images": images.to(self.dtype), "mask": mask})
-        return _to_float(out)
+        return to_float32(out)
 
+    @torch.no_grad()
     def predict(self, inputs, targets=None, target_sizes=None):
+        from .detr import original_sizes
         from .postprocess import PostProcess
 
-        if target_sizes is None:
-            target_sizes = torch.stack([t["orig_size"] for t in targets])
-        return PostProcess()(self(inputs), target_sizes)
+        return PostProcess()(self(inputs), original_sizes(inputs, targets, target_sizes))
 
-
-def _to_float(obj):
-    if torch.is_tensor(obj):
-        return obj.float() if obj.is_floating_point() else obj
-    if isinstance(obj, dict):
-        return {k: _to_float(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_float(v) for v in obj]
-    return obj
