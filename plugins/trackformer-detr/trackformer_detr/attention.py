@@ -63,9 +63,10 @@ class MultiheadAttention(nn.Module):
         mask = self._merge_masks(key_padding_mask, attn_mask, q.dtype, self.nhead)  # [B|1, 1|h, Lq|1, Lk]
         dropout = self.dropout if self.training else 0.0
         if self.need_weights or (dropout > 0 and q.device.type == "cpu"):
-            logits = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # [B, h, Lq, Lk]
+            # scaling q is a pass over [B, h, Lq, d] instead of over the logits [B, h, Lq, Lk]
+            logits = (q * (1 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # [B, h, Lq, Lk]
             if mask is not None:
-                logits = logits + mask
+                logits += mask
             attn = logits.softmax(-1)
             if self.need_weights:
                 self.last_weights = attn.mean(1).detach()  # [B, Lq, Lk]
