@@ -9,6 +9,8 @@ draw. The drop probability is `round(p * 2**16) / 2**16` (0.1 -> 0.1000061) and 
 scaled by the inverse of the keep probability actually used, so the expectation is unchanged.
 Seeding works as usual (`torch.manual_seed`). On GPUs torch's own fused dropout is used.
 """
+import math
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -16,14 +18,11 @@ from torch import Tensor
 _LANES = 2 ** 16
 
 
-def keep_mask(shape, p: float, device=None, generator=None):
+def keep_mask(shape, p: float, device=None):
     """-> (bool mask of `shape`, True where an element is kept; the keep probability used)."""
     drop = round(p * _LANES)
-    n = 1
-    for s in shape:
-        n *= s
-    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device,
-                          generator=generator)
+    n = math.prod(shape)
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     lanes = words.view(torch.int16)[:n]  # uniform over [-2**15, 2**15)
     return (lanes >= drop - _LANES // 2).view(shape), (_LANES - drop) / _LANES
 

@@ -6,7 +6,7 @@ rows stacked, `in_proj_bias` [3D], `out_proj.{weight,bias}`. The computation goe
 (checked in the tests) without materialising the weights. The weights are computed explicitly
 when `need_weights` is set (attention-map pictures) and when training with dropout on CPU: there
 SDPA leaves its fused kernel for the same explicit math anyway, drawing its dropout mask
-element by element, and `trackformer.ops.dropout` draws it four times cheaper.
+element by element, where `trackformer.ops.dropout` needs a quarter of the random draws.
 """
 import math
 from typing import Optional
