@@ -30,11 +30,12 @@ from trackformer_detr.criterion import SetCriterion
 from trackformer_detr.detr import build_detr
 from trackformer_detr.inference import optimize_for_inference
 from trackformer_detr.matcher import HungarianMatcher
+from trackformer_detr.settings import TransformerStackConfig as Stack
 from trackformer_detr.transformer import build_decoder, build_encoder
 
 
 def ours_r50(num_classes=91):
-    return build_detr(build_resnet("resnet50"), build_encoder(), build_decoder(), num_classes, 100)
+    return build_detr(build_resnet("resnet50"), build_encoder(Stack()), build_decoder(Stack()), num_classes, 100)
 
 
 def hf_r50(num_classes=91):

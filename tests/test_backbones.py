@@ -85,10 +85,11 @@ def test_weight_file_errors(resnet18_file, tmp_path):
 
 def test_registered_backbones_follow_the_contract():
     from trackformer import build
+    from trackformer.config import validate_component
 
     for name, channels in [("resnet18", 512), ("resnet34", 512), ("mobilenet_v2", 1280)]:
-        backbone = build("backbones", OmegaConf.create({"name": name, "weights": None, "frozen_bn": True,
-                                                        "frozen_stages": 1, "dilation": False}))
+        node = validate_component(OmegaConf.create({"name": name, "frozen_stages": 1}), "backbones", "backbone")
+        backbone = build("backbones", node)
         assert backbone.num_channels == channels
         with torch.no_grad():
             assert backbone.eval()(torch.randn(2, 3, 64, 64)).shape == (2, channels, 2, 2)

@@ -29,6 +29,12 @@ class ToyModelConfig:
     weights: Optional[str] = None
     weights_strict: bool = True
 
+    def __post_init__(self):
+        from trackformer.errors import ConfigError
+
+        if self.hidden < 1:
+            raise ConfigError("hidden", f"must be >= 1, got {self.hidden}")
+
 
 @dataclass
 class ToyLossConfig:
@@ -40,13 +46,13 @@ class ToyRequiredConfig:
     width: int = MISSING
 
 
-def build_data(cfg, split):
+def build_data(cfg, split, **deps):
     import torch
 
     from trackformer.errors import ConfigError
 
     if cfg.root is not None and not os.path.isdir(cfg.root):
-        raise ConfigError("data.root", f"directory not found: {cfg.root}")
+        raise ConfigError("root", f"directory not found: {cfg.root}")  # reported as data.root
     g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
     w = torch.arange(1, cfg.dim + 1, dtype=torch.float32) / cfg.dim
     x = torch.randn(cfg.size, cfg.dim, generator=g)
@@ -57,7 +63,7 @@ def build_data(cfg, split):
 
 
 
-def build_model(cfg, data_info):
+def build_model(cfg, data_info, **deps):
     import torch
 
     class Toy(torch.nn.Module):
@@ -74,10 +80,12 @@ def build_model(cfg, data_info):
                     os.kill(os.getpid(), signal.SIGKILL)
             return self.head(self.backbone(x)).squeeze(-1)
 
-    return Toy(data_info["dim"], cfg.hidden, cfg.dropout)
+    model = Toy(data_info["dim"], cfg.hidden, cfg.dropout)
+    model.settings = cfg  # what the factory received, for the tests
+    return model
 
 
-def build_loss(cfg, matcher=None, data_info=None):
+def build_loss(cfg, **deps):
     import torch
 
     class MSE(torch.nn.Module):
@@ -117,7 +125,7 @@ def register_losses(register):
 
 @hookimpl
 def register_evaluators(register):
-    register("toy_mse", lambda cfg, data_info=None: ToyEvaluator())
+    register("toy_mse", lambda cfg, **deps: ToyEvaluator())
 
 
 @dataclass
@@ -132,7 +140,7 @@ class ToyCNNConfig:
     weights: Optional[str] = None
 
 
-def build_images(cfg, split):
+def build_images(cfg, split, **deps):
     import torch
 
     g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
@@ -142,7 +150,7 @@ def build_images(cfg, split):
     return data
 
 
-def build_cnn(cfg, data_info):
+def build_cnn(cfg, **deps):
     import torch
 
     from trackformer import build

@@ -120,6 +120,7 @@ def validate(raw: DictConfig, schema=RunConfig) -> DictConfig:
         OmegaConf.set_struct(cfg, False)
         cfg[key] = validate_component(node, kind, key)
         OmegaConf.set_struct(cfg, True)
+    _check_compatible(cfg)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(missing[0], "a required value is missing (set it in the config or as "
@@ -128,6 +129,8 @@ def validate(raw: DictConfig, schema=RunConfig) -> DictConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as error:
         raise _config_error(error, prefix="") from None
+    settings_of(cfg, schema)  # the top-level settings' own checks, e.g. train.batch_size >= 1
+    _check_settings(cfg, schema)
     return cfg
 
 
@@ -165,6 +168,68 @@ def validate_component(node: Any, kind: str, key: str) -> Optional[DictConfig]:
     return out
 
 
+def _check_settings(cfg: DictConfig, schema: type, key: str = ""):
+    """Instantiate every component's settings once, so each schema's own checks (`__post_init__`)
+    run when the config is loaded rather than when the component is built."""
+    for f in dataclasses.fields(schema):
+        if "component" not in f.metadata or cfg.get(f.name) is None:
+            continue
+        node = cfg[f.name]
+        sub_key = f"{key}.{f.name}" if key else f.name
+        entry = registry(f.metadata["component"]).get(node.name, key=f"{sub_key}.name")
+        if entry.schema is not None:
+            settings_of(node, entry.schema, sub_key)
+            _check_settings(node, entry.schema, sub_key)
+
+
+def settings_of(node: DictConfig, schema: type, key: str = ""):
+    """The validated node as an instance of its `schema` dataclass, which is what factories receive.
+    Plain values become Python values (lists, nested dataclasses); sub-component fields stay nodes,
+    to be built with `trackformer.build`. A `ConfigError` from the schema's `__post_init__` names the
+    field relative to the node and is reported under `key`."""
+    hints = typing.get_type_hints(schema)
+    values = {}
+    for f in dataclasses.fields(schema):
+        value = node[f.name]
+        if "component" in f.metadata:
+            pass
+        elif isinstance(value, DictConfig) and _dataclass_in(hints.get(f.name)) is not None:
+            value = settings_of(value, _dataclass_in(hints[f.name]), f"{key}.{f.name}" if key else f.name)
+        elif isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_object(value)
+        values[f.name] = value
+    try:
+        return schema(**values)
+    except ConfigError as error:
+        raise error.under(key) from None
+
+
+def _dataclass_in(hint) -> Optional[type]:
+    """The dataclass of a field typed `Settings` or `Optional[Settings]`, else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    return inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else None
+
+
+# Registration extras by which an architecture names the components it works with, e.g.
+# `register("trackformer", ..., matchers=["track_hungarian"], losses=["trackformer_criterion"])`.
+COMPATIBLE = {"matchers": "matcher", "losses": "loss"}
+
+
+def _check_compatible(cfg: DictConfig):
+    model = cfg.get("model")
+    if model is None:
+        return
+    entry = registry("architectures").get(model.name, key="model.name")
+    for extra, key in COMPATIBLE.items():
+        allowed = entry.extra.get(extra)
+        node = cfg.get(key)
+        if allowed is not None and node is not None and node.name not in allowed:
+            raise ConfigError(f"{key}.name", f"{node.name!r} does not work with model.name {model.name!r}, "
+                                             f"which takes {key}.name: {', '.join(allowed)}")
+
+
 def _field_names(schema, path: List[str]) -> Optional[List[str]]:
     """The field names of the dataclass reached from `schema` along `path` (nested settings such as
     `evaluator.sort.*`); None when the path leaves the dataclasses."""
@@ -199,9 +264,3 @@ def _config_error(error: OmegaConfBaseException, prefix: str, choices: Optional[
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg)
-
-
-def as_container(node) -> Any:
-    if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True)
-    return node

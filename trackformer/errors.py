@@ -8,12 +8,24 @@ class TrackformerError(Exception):
 
 
 class ConfigError(TrackformerError):
-    """A bad setting. `key` is the full dotted key, e.g. `model.decoder.num_queries`."""
+    """A bad setting. `key` is the dotted key, e.g. `model.decoder.num_queries`.
 
-    def __init__(self, key: str, message: str):
+    A component's factory or settings (`__post_init__`) raise it with the key relative to their own
+    node (`ConfigError("num_queries", ...)`); `trackformer.build` and the config pass prefix the node's
+    full key once, so no component spells where it sits in a config."""
+
+    def __init__(self, key: str, message: str, full: bool = False):
         self.key = key
         self.message = message
+        self.full = full  # True once `key` is the full dotted key from the config's root
         super().__init__(f"{key}: {message}" if key else message)
+
+    def under(self, node_key: str) -> "ConfigError":
+        """This error with `node_key` prefixed (once): the key as seen from the config's root."""
+        if self.full:
+            return self
+        key = ".".join(k for k in (node_key, self.key) if k)
+        return ConfigError(key, self.message, full=True)
 
 
 class DataError(TrackformerError):

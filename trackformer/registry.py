@@ -1,7 +1,12 @@
-"""One registry per component kind: name -> factory, config schema and the plugin that registered it."""
+"""One registry per component kind: name -> factory, config schema and the plugin that registered it.
+
+A factory is a callable or a `"module:function"` string imported on first use, so a plugin's
+`hooks.py` registers its components without importing torch or its model code at start-up.
+"""
 import difflib
+import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 from .errors import ConfigError, PluginError
 
@@ -14,11 +19,18 @@ KINDS = (
 @dataclass
 class Entry:
     name: str
-    factory: Callable
+    target: Union[Callable, str]  # the factory, or "module:function" naming it
     schema: Optional[type]
     help: str
     plugin: str
     extra: Dict[str, Any]
+
+    @property
+    def factory(self) -> Callable:
+        if isinstance(self.target, str):
+            module, _, function = self.target.partition(":")
+            self.target = getattr(importlib.import_module(module), function)
+        return self.target
 
 
 class Registry:
@@ -26,9 +38,12 @@ class Registry:
         self.kind = kind
         self.entries: Dict[str, Entry] = {}
 
-    def add(self, name: str, factory: Callable, plugin: str, schema=None, help: str = "", **extra):
+    def add(self, name: str, factory: Union[Callable, str], plugin: str, schema=None, help: str = "", **extra):
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {self.singular} with an invalid name {name!r}")
+        if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+            raise PluginError(f"plugin {plugin!r} registered {self.singular} {name!r} with factory {factory!r}: "
+                              "expected a callable or 'module:function'")
         if name in self.entries:
             first = self.entries[name].plugin
             raise PluginError(

@@ -27,25 +27,11 @@ _HELP = {
 }
 
 
-def _full_key(node) -> str:
-    try:
-        return node._get_full_key(None) or ""
-    except Exception:  # a plain object rather than an OmegaConf node
-        return ""
-
-
 def _factory(arch):
-    def factory(cfg, **context):
-        from trackformer.errors import ConfigError
+    def factory(settings: BackboneConfig, **deps):
         from trackformer.models import backbones  # torch-heavy: only when building
 
-        try:
-            return backbones.build(arch, cfg)
-        except ConfigError as error:  # name the setting by its full key, e.g. model.backbone.dilation
-            prefix = _full_key(cfg)
-            if prefix and error.key and not error.key.startswith(prefix):
-                raise ConfigError(f"{prefix}.{error.key}", error.message) from None
-            raise
+        return backbones.build(arch, settings)
 
     return factory
 

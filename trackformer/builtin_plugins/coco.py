@@ -5,7 +5,7 @@ Data sets yield (image [3, H, W], target) with DETR's augmentations; their `coll
 (boxes in original pixels, as `trackformer_detr`'s DETR provides) and pycocotools.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 from omegaconf import MISSING
 
@@ -36,7 +36,7 @@ class CocoDataConfig(AugmentConfig):
     val_annotations: Optional[str] = "annotations/instances_val2017.json"
     test_images: Optional[str] = None  # None: the val split (COCO's test-dev has no labels)
     test_annotations: Optional[str] = None
-    label_mapping: str = "contiguous"  # contiguous | category_id (official DETR: 91-way head)
+    label_mapping: Literal["contiguous", "category_id"] = "contiguous"  # official DETR: category_id, 91-way head
     subset: Optional[int] = None  # only the first N images of each split (smoke runs)
 
 
@@ -71,11 +71,8 @@ def build_coco(cfg, split: str, **context):
     from pathlib import Path
 
     from trackformer.data.coco import CocoDetection
-    from trackformer.errors import ConfigError
 
-    if cfg.label_mapping not in ("contiguous", "category_id"):
-        raise ConfigError("data.label_mapping", "must be contiguous or category_id")
-    images, ann = cfg.get(f"{split}_images"), cfg.get(f"{split}_annotations")
+    images, ann = getattr(cfg, f"{split}_images"), getattr(cfg, f"{split}_annotations")
     if split == "test" and not ann:
         images, ann = cfg.val_images, cfg.val_annotations
     if not ann:
@@ -95,7 +92,7 @@ def build_shapes(cfg, split: str, **context):
     from trackformer.data.coco import CocoDetection
     from trackformer.data.shapes import ensure_shapes
 
-    spec = ShapesSpec(**{f.name: cfg[f.name] for f in fields(ShapesSpec)})
+    spec = ShapesSpec(**{f.name: getattr(cfg, f.name) for f in fields(ShapesSpec)})
     root = cfg.root
     if root is None:
         digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:10]

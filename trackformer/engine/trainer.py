@@ -42,11 +42,12 @@ def train(cfg: DictConfig) -> Dict[str, float]:
     data_info = dict(getattr(train_set, "info", {}) or {})
     run.save_data_info(data_info)
     model = build_model(cfg, data_info).to(device)
+    check_classes(model, data_info)
     run.model = model
     matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
     if cfg.loss is None:
         raise ConfigError("loss", "training needs a loss; set loss.name")
-    criterion = build("losses", cfg.loss, matcher=matcher, data_info=data_info).to(device)
+    criterion = build("losses", cfg.loss, matcher=matcher, model=model).to(device)
     evaluator = build("evaluators", cfg.evaluator, data_info=data_info) if cfg.evaluator is not None else None
 
     tc = cfg.train
@@ -186,6 +187,13 @@ def train(cfg: DictConfig) -> Dict[str, float]:
         hook.on_run_end(run=run, metrics=metrics)
     dist.barrier()
     return metrics
+
+
+def check_classes(model, data_info):
+    """A model with fewer classes than its training data would index past its class head."""
+    have, need = getattr(model, "num_classes", None), data_info.get("num_classes")
+    if have is not None and need is not None and have < need:
+        raise ConfigError("model.num_classes", f"is {have} but the data have {need} classes")
 
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

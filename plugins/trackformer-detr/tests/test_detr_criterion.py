@@ -95,11 +95,12 @@ def test_inference_copy_matches_plain_forward():
     from trackformer.models.backbones import build_resnet
     from trackformer_detr.detr import build_detr
     from trackformer_detr.inference import fold_frozen_batchnorm, optimize_for_inference
+    from trackformer_detr.settings import TransformerStackConfig as Stack
     from trackformer_detr.transformer import build_decoder, build_encoder
 
     torch.manual_seed(0)
-    model = build_detr(build_resnet("resnet18"), build_encoder(64, 4, 1, 128),
-                       build_decoder(64, 4, 2, 128), 3, 6).eval()
+    model = build_detr(build_resnet("resnet18"), build_encoder(Stack(1, 4, 128), 64),
+                       build_decoder(Stack(2, 4, 128), 64), 3, 6).eval()
     for name, buf in model.named_buffers():  # non-trivial frozen statistics
         if name.endswith("running_var"):
             buf.uniform_(0.5, 2)

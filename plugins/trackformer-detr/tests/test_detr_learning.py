@@ -19,7 +19,7 @@ def test_small_detr_fits_four_images(tmp_path):
     torch.manual_seed(0)
     data = build_dataset(cfg, "train")
     model = build_model(cfg, data.info)
-    criterion = build("losses", cfg.loss, matcher=build("matchers", cfg.matcher), data_info=data.info)
+    criterion = build("losses", cfg.loss, matcher=build("matchers", cfg.matcher), model=model)
     optimizer = build_optimizer(model, cfg.train)
     inputs, targets = data.collate_fn([data[i] for i in range(4)])
 

@@ -12,6 +12,7 @@ import trackformer
 from trackformer_detr.attention import MultiheadAttention
 from trackformer_detr.detr import build_detr, pad_images
 from trackformer_detr.position import PositionEmbeddingSine
+from trackformer_detr.settings import TransformerStackConfig as Stack
 from trackformer_detr.transformer import build_decoder, build_encoder
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -120,8 +121,8 @@ def test_attention_dropout_in_training_is_dropout_on_the_weights():
 def test_transformer_matches_reference_layers():
     torch.manual_seed(0)
     d, h, ff, L = 32, 4, 64, 3
-    encoder = build_encoder(d, h, 2, ff, dropout=0.1).eval()
-    decoder = build_decoder(d, h, L, ff, dropout=0.1).eval()
+    encoder = build_encoder(Stack(2, h, ff, 0.1), d).eval()
+    decoder = build_decoder(Stack(L, h, ff, 0.1), d).eval()
     ref_enc = nn.ModuleList(RefEncoderLayer(d, h, ff) for _ in range(2))
     ref_dec = nn.ModuleList(RefDecoderLayer(d, h, ff) for _ in range(L))
     ref_enc.load_state_dict(encoder.layers.state_dict())  # identical key names
@@ -161,8 +162,8 @@ def tiny_detr(num_classes=3, queries=7):
     from trackformer.models.backbones import build_resnet
 
     torch.manual_seed(0)
-    return build_detr(build_resnet("resnet18"), build_encoder(64, 4, 1, 128),
-                      build_decoder(64, 4, 2, 128), num_classes, queries).eval()
+    return build_detr(build_resnet("resnet18"), build_encoder(Stack(1, 4, 128), 64),
+                      build_decoder(Stack(2, 4, 128), 64), num_classes, queries).eval()
 
 
 def test_list_input_equals_padded_batch_and_shapes():

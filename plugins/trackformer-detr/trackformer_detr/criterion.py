@@ -20,6 +20,8 @@ from torch import Tensor
 
 from trackformer.ops.boxes import box_cxcywh_to_xyxy, elementwise_generalized_box_iou
 
+from .settings import SetCriterionConfig
+
 
 def _num_boxes(targets: List[Dict], device) -> float:
     n = torch.as_tensor([float(sum(len(t["labels"]) for t in targets))], device=device)
@@ -121,8 +123,12 @@ class SetCriterion(nn.Module):
         return losses
 
 
-def build(cfg, num_classes: int, matcher) -> SetCriterion:
-    """From a `detr_set_criterion` config node (see hooks.SetCriterionConfig)."""
-    return SetCriterion(num_classes, matcher, eos_coef=cfg.eos_coef, ce_weight=cfg.ce_weight,
-                        bbox_weight=cfg.bbox_weight, giou_weight=cfg.giou_weight,
-                        aux_loss=cfg.aux_loss)
+def build(settings: SetCriterionConfig, model, matcher=None, **deps) -> SetCriterion:
+    """The `detr_set_criterion` from its settings; the class count and whether auxiliary outputs
+    exist are the model's (`model.num_classes`, `model.aux_loss`)."""
+    from .matcher import HungarianMatcher
+
+    return SetCriterion(model.num_classes, matcher if matcher is not None else HungarianMatcher(),
+                        eos_coef=settings.eos_coef, ce_weight=settings.ce_weight,
+                        bbox_weight=settings.bbox_weight, giou_weight=settings.giou_weight,
+                        aux_loss=model.aux_loss)

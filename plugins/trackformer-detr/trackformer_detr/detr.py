@@ -5,14 +5,28 @@ Parameter names are the official implementation's (`backbone.0.body.*`, `transfo
 `class_embed`, `bbox_embed.layers.N`, `query_embed`, `input_proj`), so official checkpoints load
 strictly. Subclasses (TrackFormer) override `make_queries` to put extra queries in front.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from trackformer.errors import ConfigError
+
+from .settings import DETRConfig
+
 Inputs = Union[Sequence[Tensor], Tensor, Tuple[Tensor, Tensor], Dict[str, Tensor]]
+
+
+class Queries(NamedTuple):
+    """The decoder's input for one call: content `tgt` [Q, B, D], position `pos` [Q, B, D],
+    `padding` [B, Q] (True = ignore) or None, and `layout`, entries that describe the queries to
+    whoever reads the outputs (e.g. how many track-query slots come first)."""
+    tgt: Tensor
+    pos: Tensor
+    padding: Optional[Tensor] = None
+    layout: Optional[Dict] = None
 
 
 def pad_images(images: Sequence[Tensor], size_divisibility: int = 1) -> Tuple[Tensor, Tensor]:
@@ -117,28 +131,31 @@ class DETR(nn.Module):
         memory, mask_flat, pos_flat = self.transformer.encode(src, fmask, pos)
         return memory, mask_flat, pos_flat, tuple(src.shape[-2:]), mask
 
-    def make_queries(self, batch_size: int, targets=None):
-        """-> tgt [Q, B, D], query_pos [Q, B, D], tgt_key_padding_mask [B, Q] or None.
-        DETR: zero content and the learned `query_embed` as position. Override to prepend queries."""
-        query_pos = self.query_embed.weight[:, None].expand(-1, batch_size, -1)
-        return torch.zeros_like(query_pos), query_pos, None
+    def make_queries(self, batch_size: int, targets=None) -> Queries:
+        """DETR: zero content and the learned `query_embed` as position. Override to prepend
+        queries (TrackFormer's track queries) and to describe them to the heads' consumers."""
+        query_pos = self.query_embed.weight[:, None].expand(-1, batch_size, -1)  # [Q, B, D]
+        return Queries(torch.zeros_like(query_pos), query_pos)
 
-    def heads(self, hs: Tensor) -> Dict:
-        """hs [L, B, Q, D] -> outputs dict."""
+    def heads(self, hs: Tensor, layout: Optional[Dict] = None) -> Dict:
+        """hs [L, B, Q, D] -> outputs dict; `layout` (the queries' description) is copied onto the
+        last and every auxiliary output, where the matcher and the criterion read it."""
         logits = self.class_embed(hs)  # [L, B, Q, C+1]
         boxes = self.bbox_embed(hs).sigmoid()  # [L, B, Q, 4]
         out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1], "hs_embed": hs[-1]}
         if self.aux_loss:
             out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b}
                                   for a, b in zip(logits[:-1], boxes[:-1])]
+        for o in [out] + out.get("aux_outputs", []):
+            o.update(layout or {})
         return out
 
     def forward(self, inputs: Inputs, targets: Optional[List[Dict]] = None) -> Dict:
         memory, mask, pos, _, _ = self.encode(inputs)
-        tgt, query_pos, tgt_padding = self.make_queries(memory.shape[1], targets)
-        hs = self.transformer.decode(tgt.to(memory.dtype), memory, mask, pos,
-                                     query_pos.to(memory.dtype), tgt_key_padding_mask=tgt_padding)
-        return self.heads(hs)
+        queries = self.make_queries(memory.shape[1], targets)
+        hs = self.transformer.decode(queries.tgt.to(memory.dtype), memory, mask, pos,
+                                     queries.pos.to(memory.dtype), tgt_key_padding_mask=queries.padding)
+        return self.heads(hs, queries.layout)
 
     @torch.no_grad()
     def predict(self, inputs: Inputs, targets: Optional[List[Dict]] = None,
@@ -158,3 +175,29 @@ def build_detr(backbone: nn.Module, encoder: nn.Module, decoder: nn.Module, num_
 
     joiner = Joiner(backbone, position.build(position_embedding, decoder.d_model))
     return DETR(joiner, Transformer(encoder, decoder), num_classes, num_queries, aux_loss)
+
+
+def num_classes_from(settings, data_info) -> int:
+    """`settings.num_classes`, else the training data's (read only then)."""
+    if settings.num_classes is not None:
+        return settings.num_classes
+    n = (data_info or {}).get("num_classes")
+    if n is None:
+        raise ConfigError("num_classes", "not set and the data do not provide num_classes")
+    return int(n)
+
+
+def build_parts(settings: DETRConfig):
+    """(backbone, encoder, decoder) of a DETR-like architecture, through the registries."""
+    from trackformer import build as build_component
+
+    backbone = build_component("backbones", settings.backbone)
+    encoder = build_component("encoders", settings.encoder, d_model=settings.hidden_dim)
+    decoder = build_component("decoders", settings.decoder, d_model=settings.hidden_dim)
+    return backbone, encoder, decoder
+
+
+def build(settings: DETRConfig, data_info=None, **deps) -> DETR:
+    """The `detr` architecture from its settings."""
+    return build_detr(*build_parts(settings), num_classes_from(settings, data_info), settings.num_queries,
+                      settings.position_embedding, settings.aux_loss)

@@ -20,6 +20,8 @@ from torch import Tensor
 
 from trackformer.ops.boxes import generalized_box_iou_planes
 
+from .settings import HungarianConfig
+
 Match = Tuple[Tensor, Tensor]  # (prediction indices [M], target indices [M]), int64
 
 
@@ -86,5 +88,6 @@ class HungarianMatcher(nn.Module):
                 for i, t in enumerate(targets)]
 
 
-def build(cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):
-    return HungarianMatcher(cost_class, cost_bbox, cost_giou)
+def build(settings: HungarianConfig, **deps) -> HungarianMatcher:
+    """The `hungarian` matcher from its settings."""
+    return HungarianMatcher(settings.cost_class, settings.cost_bbox, settings.cost_giou)

@@ -13,9 +13,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from trackformer.errors import ConfigError
 from trackformer.ops.dropout import Dropout
 
 from .attention import MultiheadAttention
+from .settings import TransformerStackConfig
 
 
 def _clones(module: nn.Module, n: int) -> nn.ModuleList:
@@ -165,11 +167,20 @@ class Transformer(nn.Module):
         return hs, memory.permute(1, 2, 0).view(B, D, h, w)
 
 
-def build_encoder(d_model=256, nhead=8, num_layers=6, dim_feedforward=2048, dropout=0.1):
-    return TransformerEncoder(TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout),
-                              num_layers)
+def _check_width(settings: TransformerStackConfig, d_model: int):
+    if d_model % settings.nhead:
+        raise ConfigError("nhead", f"{settings.nhead} does not divide the model width {d_model}")
 
 
-def build_decoder(d_model=256, nhead=8, num_layers=6, dim_feedforward=2048, dropout=0.1):
-    return TransformerDecoder(TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout),
-                              num_layers)
+def build_encoder(settings: TransformerStackConfig, d_model: int = 256, **deps) -> TransformerEncoder:
+    """The `detr_encoder` from its settings and the model width."""
+    _check_width(settings, d_model)
+    layer = TransformerEncoderLayer(d_model, settings.nhead, settings.dim_feedforward, settings.dropout)
+    return TransformerEncoder(layer, settings.num_layers)
+
+
+def build_decoder(settings: TransformerStackConfig, d_model: int = 256, **deps) -> TransformerDecoder:
+    """The `detr_decoder` from its settings and the model width."""
+    _check_width(settings, d_model)
+    layer = TransformerDecoderLayer(d_model, settings.nhead, settings.dim_feedforward, settings.dropout)
+    return TransformerDecoder(layer, settings.num_layers)

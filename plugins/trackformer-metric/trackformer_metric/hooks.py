@@ -1,60 +1,23 @@
-"""trackformer entry point of the metric learning plugin. Import-light: torch is imported inside the
-factories only.
+"""trackformer entry point of the metric learning plugin: registration only. Settings live in
+`settings.py`, the factories at the bottom of `model.py` and `losses.py`, imported when first used.
 
 Registers the `intra_batch` architecture, the `intra_batch` loss and the command
 `trackformer bench retrieval CONFIG [key=value ...]`.
 """
-from dataclasses import dataclass
-from typing import Any, Optional
-
 from trackformer import hookimpl
-from trackformer.schema import component
 
-
-@dataclass
-class IntraBatchConfig:
-    backbone: Any = component("backbones")
-    num_classes: Optional[int] = None  # default: the training data's num_classes
-    embed_dim: int = 512
-    pooling: str = "max"  # max | avg: global pooling of the backbone's last feature map
-    mpn_layers: int = 1  # 0 disables the message passing network (the no-MPN baseline)
-    mpn_heads: int = 2
-    mpn_ffn: int = 2048
-    mpn_dropout: float = 0.1
-    refine_k: int = 10  # test-time reciprocal-neighbour refinement size (used when evaluator.refine)
-    weights: Optional[str] = None  # a trained checkpoint to start from / evaluate
-    weights_strict: bool = True
-
-
-@dataclass
-class IntraBatchLossConfig:
-    temperature: float = 0.2
-    label_smoothing: float = 0.1
-    backbone_weight: float = 1.0
-    mpn_weight: float = 1.0
-
-
-def _model(cfg, data_info=None, **context):
-    from .model import build
-
-    return build(cfg, data_info=data_info)
-
-
-def _loss(cfg, **context):
-    from .losses import build
-
-    return build(cfg)
+from .settings import IntraBatchConfig, IntraBatchLossConfig
 
 
 @hookimpl
 def register_architectures(register):
-    register("intra_batch", _model, schema=IntraBatchConfig,
+    register("intra_batch", "trackformer_metric.model:build", schema=IntraBatchConfig, losses=["intra_batch"],
              help="backbone + max pool + 512-d embedding + message passing over the batch (Seidenschwarz 2021)")
 
 
 @hookimpl
 def register_losses(register):
-    register("intra_batch", _loss, schema=IntraBatchLossConfig,
+    register("intra_batch", "trackformer_metric.losses:build", schema=IntraBatchLossConfig,
              help="label-smoothed CE with temperature on the backbone and MPN heads, 1:1")
 
 

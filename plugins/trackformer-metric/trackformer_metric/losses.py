@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .settings import IntraBatchLossConfig
+
 
 class IntraBatchLoss(nn.Module):
     def __init__(self, temperature: float = 0.2, label_smoothing: float = 0.1, backbone_weight: float = 1.0,
@@ -36,5 +38,7 @@ class IntraBatchLoss(nn.Module):
         return losses
 
 
-def build(cfg, **context) -> IntraBatchLoss:
-    return IntraBatchLoss(cfg.temperature, cfg.label_smoothing, cfg.backbone_weight, cfg.mpn_weight)
+def build(settings: IntraBatchLossConfig, **deps) -> IntraBatchLoss:
+    """The `intra_batch` loss from its settings."""
+    return IntraBatchLoss(settings.temperature, settings.label_smoothing, settings.backbone_weight,
+                          settings.mpn_weight)

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .mpn import MessagePassingNetwork, refine_with_neighbours
+from .settings import IntraBatchConfig
 
 
 class ClassifierHead(nn.Module):
@@ -94,19 +95,17 @@ def _with_resolved_weights(node):
     return OmegaConf.merge(node, {"weights": str(in_repo)}) if in_repo.is_file() else node
 
 
-def build(cfg, data_info=None, **context) -> IntraBatchModel:
+def build(settings: IntraBatchConfig, data_info=None, **deps) -> IntraBatchModel:
+    """The `intra_batch` architecture from its settings; `num_classes` from the data unless set."""
     from trackformer import build as build_component
     from trackformer.errors import ConfigError
 
-    num_classes = cfg.num_classes or (data_info or {}).get("num_classes")
+    num_classes = settings.num_classes or (data_info or {}).get("num_classes")
     if not num_classes:
-        raise ConfigError("model.num_classes", "unknown: set it or train on a data set that reports num_classes")
-    if cfg.pooling not in ("max", "avg"):
-        raise ConfigError("model.pooling", f"must be max or avg, got {cfg.pooling!r}")
-    if cfg.mpn_layers > 0 and cfg.embed_dim % cfg.mpn_heads:
-        raise ConfigError("model.mpn_heads", f"{cfg.mpn_heads} heads do not divide embed_dim {cfg.embed_dim}")
-    backbone = build_component("backbones", _with_resolved_weights(cfg.backbone))
+        raise ConfigError("num_classes", "unknown: set it or train on a data set that reports num_classes")
+    backbone = build_component("backbones", _with_resolved_weights(settings.backbone))
     mpn = None
-    if cfg.mpn_layers > 0:
-        mpn = MessagePassingNetwork(cfg.embed_dim, cfg.mpn_layers, cfg.mpn_heads, cfg.mpn_ffn, cfg.mpn_dropout)
-    return IntraBatchModel(backbone, int(num_classes), cfg.embed_dim, mpn, cfg.pooling, cfg.refine_k)
+    if settings.mpn_layers > 0:
+        mpn = MessagePassingNetwork(settings.embed_dim, settings.mpn_layers, settings.mpn_heads, settings.mpn_ffn,
+                                    settings.mpn_dropout)
+    return IntraBatchModel(backbone, int(num_classes), settings.embed_dim, mpn, settings.pooling, settings.refine_k)

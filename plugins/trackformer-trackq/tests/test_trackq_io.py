@@ -133,17 +133,19 @@ def test_track_command_writes_results_metrics_and_gif(syn, tmp_path):
 def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
     from trackformer.eval.mot import evaluate_mot
     from trackformer_detr.matcher import HungarianMatcher
+    from trackformer_detr.settings import TransformerStackConfig as Stack
     from trackformer_detr.transformer import build_decoder, build_encoder
     from trackformer_trackq.evaluator import build
     from trackformer_trackq.small_cnn import SmallCNN
+    from trackformer_trackq.settings import SortConfig, TrackerConfig, TrackingEvalConfig
     from trackformer_trackq.trackformer import build_trackformer
 
     torch.manual_seed(0)
-    model = build_trackformer(SmallCNN((8, 16), 1), build_encoder(32, 4, 1, 64, 0.0), build_decoder(32, 4, 1, 64, 0.0),
+    model = build_trackformer(SmallCNN((8, 16), 1), build_encoder(Stack(1, 4, 64, 0.0), 32), build_decoder(Stack(1, 4, 64, 0.0), 32),
                               1, 6, HungarianMatcher())
     ds = MOTFramePairs(sorted((syn / "test").iterdir()), PairTransform(False, [80], None))
-    ev = build({"render": True, "tracker": {"detection_threshold": 0.0, "track_threshold": 0.0},
-                "sort": {"detection_threshold": 0.0, "min_hits": 1}})
+    ev = build(TrackingEvalConfig(render=True, tracker=TrackerConfig(detection_threshold=0.0, track_threshold=0.0),
+                                  sort=SortConfig(detection_threshold=0.0, min_hits=1)))
     metrics = ev.evaluate(model, ds, "cpu", tmp_path)
     assert set(metrics) == {"MOTA", "IDF1", "HOTA", "IDSW", "baseline/MOTA", "baseline/IDF1", "baseline/HOTA",
                             "baseline/IDSW"}

@@ -7,6 +7,7 @@ import torch
 
 from trackformer_detr.detr import build_detr
 from trackformer_detr.matcher import HungarianMatcher
+from trackformer_detr.settings import TransformerStackConfig as Stack
 from trackformer_detr.transformer import build_decoder, build_encoder
 from trackformer_trackq.criterion import TrackCriterion, TrackMatcher
 from trackformer_trackq.small_cnn import SmallCNN
@@ -18,7 +19,7 @@ D, Q = 32, 6
 
 def tiny(seed=0):
     torch.manual_seed(seed)
-    return build_trackformer(SmallCNN((8, 16), 1), build_encoder(D, 4, 1, 64, 0.0), build_decoder(D, 4, 2, 64, 0.0),
+    return build_trackformer(SmallCNN((8, 16), 1), build_encoder(Stack(1, 4, 64, 0.0), D), build_decoder(Stack(2, 4, 64, 0.0), D),
                              num_classes=1, num_queries=Q, matcher=HungarianMatcher())
 
 
@@ -30,7 +31,7 @@ def box_target(boxes, ids):
 def test_detr_checkpoint_loads_strictly_and_predicts_the_same():
     model = tiny().eval()
     torch.manual_seed(1)
-    detr = build_detr(SmallCNN((8, 16), 1), build_encoder(D, 4, 1, 64, 0.0), build_decoder(D, 4, 2, 64, 0.0),
+    detr = build_detr(SmallCNN((8, 16), 1), build_encoder(Stack(1, 4, 64, 0.0), D), build_decoder(Stack(2, 4, 64, 0.0), D),
                       num_classes=1, num_queries=Q).eval()
     assert set(model.state_dict()) == set(detr.state_dict())
     model.load_state_dict(detr.state_dict(), strict=True)
@@ -173,13 +174,16 @@ def test_plugin_hooks_change_matching_and_track_queries():
                    "num_track_slots": 1, "track_valid": torch.tensor([[True]]),
                    "track_match_ids": [torch.tensor([0])]}
         target = box_target([[0.3, 0.3, 0.2, 0.2], [0.6, 0.6, 0.2, 0.2]], [1, 2])
-        rows, cols = TrackMatcher()(outputs, [target])[0]
+        rows, cols = TrackMatcher(hook=pm.hook)(outputs, [target])[0]
         assert dict(zip(rows.tolist(), cols.tolist())) == {0: 0, Q: 1}
         prev = {"hs_embed": torch.randn(1, 5, D), "pred_boxes": torch.rand(1, 5, 4)}
         prev_t = box_target([[0.3, 0.3, 0.2, 0.2]] * 2, [1, 2])
         t = box_target([[0.3, 0.3, 0.2, 0.2]] * 2, [2, 1])
-        [t] = make_track_queries(prev, [(torch.tensor([3, 1]), torch.tensor([0, 1]))], [prev_t], [t], 0.0, 0.0)
+        [t] = make_track_queries(prev, [(torch.tensor([3, 1]), torch.tensor([0, 1]))], [prev_t], [t], 0.0, 0.0,
+                                 hook=pm.hook)
         torch.testing.assert_close(t["track_query_hs_embeds"], prev["hs_embed"][0, [3]])
         assert t["track_query_match_ids"].tolist() == [1]
+        [t] = make_track_queries(prev, [(torch.tensor([3, 1]), torch.tensor([0, 1]))], [prev_t], [t], 0.0, 0.0)
+        assert t["track_query_match_ids"].tolist() == [1, 0]  # the defaults keep both
     finally:
         pm.unregister(plugin)

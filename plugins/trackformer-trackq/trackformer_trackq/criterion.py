@@ -15,11 +15,14 @@ import torch
 
 from trackformer_detr.criterion import SetCriterion
 from trackformer_detr.matcher import HungarianMatcher
-
-from .track_queries import _plugin_hook
+from trackformer_detr.settings import HungarianConfig, SetCriterionConfig
 
 
 class TrackMatcher(HungarianMatcher):
+    def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0, hook=None):
+        super().__init__(cost_class, cost_bbox, cost_giou)
+        self.hook = hook  # the plugin manager's hook caller (`trackq_edit_matching_cost`); None: no edits
+
     def match_image(self, cost: np.ndarray, index: int, outputs: Dict, target: Dict):
         T = outputs.get("num_track_slots", 0)
         match_ids = outputs.get("track_match_ids")
@@ -31,7 +34,7 @@ class TrackMatcher(HungarianMatcher):
         fixed_cols = ids[fixed_rows]
         free_cols = np.setdiff1d(np.arange(cost.shape[1]), fixed_cols.numpy())
         sub = np.ascontiguousarray(cost[T:][:, free_cols])  # [Q_obj, T_free]
-        hook = _plugin_hook("trackq_edit_matching_cost")
+        hook = getattr(self.hook, "trackq_edit_matching_cost", None)
         if hook is not None and sub.size:
             hook(cost=sub, outputs=outputs, index=index, target=target, num_track_slots=T)
         rows, cols = super().match_image(sub, index, outputs, target)
@@ -55,10 +58,15 @@ class TrackCriterion(SetCriterion):
         return weights
 
 
-def build_matcher(cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0) -> TrackMatcher:
-    return TrackMatcher(cost_class, cost_bbox, cost_giou)
+def build_matcher(settings: HungarianConfig, **deps) -> TrackMatcher:
+    """The `track_hungarian` matcher: DETR's costs, track queries fixed to their identities."""
+    from trackformer.plugins import load_plugins
+
+    return TrackMatcher(settings.cost_class, settings.cost_bbox, settings.cost_giou, hook=load_plugins().hook)
 
 
-def build_criterion(num_classes: int, matcher, eos_coef: float = 0.1, ce_weight: float = 1.0,
-                    bbox_weight: float = 5.0, giou_weight: float = 2.0, aux_loss: bool = True) -> TrackCriterion:
-    return TrackCriterion(num_classes, matcher, eos_coef, ce_weight, bbox_weight, giou_weight, aux_loss)
+def build_criterion(settings: SetCriterionConfig, model, matcher=None, **deps) -> TrackCriterion:
+    """The `trackformer_criterion`: DETR's settings; classes and auxiliary outputs are the model's."""
+    return TrackCriterion(model.num_classes, matcher if matcher is not None else TrackMatcher(),
+                          settings.eos_coef, settings.ce_weight, settings.bbox_weight, settings.giou_weight,
+                          model.aux_loss)

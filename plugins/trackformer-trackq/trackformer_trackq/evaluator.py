@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import online
-from .settings import SortConfig, TrackerConfig, TrackingEvalConfig
+from .settings import TrackerConfig, TrackingEvalConfig
 
 KEYS = ("MOTA", "IDF1", "HOTA", "IDSW")
 
@@ -76,11 +76,9 @@ def _pick(result: Dict) -> Dict[str, float]:
     return {k: float(flat[k]) for k in KEYS}
 
 
-def build(cfg, embed=None) -> TrackingEvaluator:
-    from omegaconf import OmegaConf
+def build(settings: TrackingEvalConfig, **deps) -> TrackingEvaluator:
+    """The `mot_tracking` evaluator; with `tracker.reid_appearance`, the embedding model it names."""
+    from .reid import load_embedder
 
-    node = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
-    node.pop("name", None)
-    tracker = TrackerConfig(**node.pop("tracker", {}) or {})
-    sort = SortConfig(**node.pop("sort", {}) or {})
-    return TrackingEvaluator(TrackingEvalConfig(tracker=tracker, sort=sort, **node), embed=embed)
+    embed = load_embedder(settings.reid_model, settings.reid_weights) if settings.tracker.reid_appearance else None
+    return TrackingEvaluator(settings, embed=embed)

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 
 from trackformer.data import transforms as T
-from trackformer.errors import DataError
+from trackformer.errors import ConfigError, DataError
+
+from .settings import MOTPairsConfig, StaticPairsConfig
 
 
 def is_sequence_dir(path: Path) -> bool:
@@ -185,3 +187,35 @@ class StaticImagePairs(torch.utils.data.Dataset):
         return image, target
 
     collate_fn = staticmethod(collate_pairs)
+
+
+def build(settings: MOTPairsConfig, split: str, **deps) -> Optional[MOTFramePairs]:
+    """The `mot_pairs` data set of `split` (None when the split lists no sequences); `synthetic`
+    sequences are generated into `root` first."""
+    if settings.synthetic is not None:
+        from .synthetic import generate_splits
+
+        generate_splits(settings.root, settings.synthetic)
+    entries = getattr(settings, split)
+    if not entries:
+        return None
+    if not Path(settings.root).is_dir():
+        raise ConfigError("root", f"not a directory: {settings.root}")
+    transform = PairTransform(split == "train", settings.scales, settings.max_size, settings.hflip,
+                              settings.prev_crop)
+    return MOTFramePairs(find_sequences(settings.root, entries), transform, settings.frame_range,
+                         tuple(settings.classes), settings.min_visibility, pairs=True)
+
+
+def build_static(settings: StaticPairsConfig, split: str, **deps):
+    """The `static_pairs` data set: COCO-format images as pairs for training; the evaluation splits
+    are MOTChallenge sequences under `mot_root`."""
+    if split != "train":
+        entries = getattr(settings, split)
+        if not entries or settings.mot_root is None:
+            return None
+        transform = PairTransform(False, settings.scales, settings.max_size, 0.0, 1.0)
+        return MOTFramePairs(find_sequences(settings.mot_root, entries), transform, pairs=True)
+    transform = PairTransform(True, settings.scales, settings.max_size, settings.hflip, 1.0)
+    return StaticImagePairs(settings.image_dir, settings.ann_file, transform, tuple(settings.category_ids),
+                            settings.prev_crop)

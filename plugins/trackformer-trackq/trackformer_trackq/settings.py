@@ -1,8 +1,94 @@
-"""Settings of the online tracker, the SORT baseline and the tracking evaluator: plain dataclasses
-with no heavy imports, so the plugin's config schema (`hooks.py`) and the code that runs them
-(`tracker.py`, `sort.py`, `evaluator.py`) share one definition of every default."""
+"""Settings of every component of the track-query plugin: plain dataclasses with no heavy imports, so
+`hooks.py` registers them at start-up and the code that runs them (`trackformer.py`, `tracker.py`,
+`sort.py`, `synthetic.py`, `evaluator.py`) shares one definition of every default. DETR's settings
+are reused, never copied: TrackFormer's extend `DETRConfig`, its matcher and loss take DETR's.
+"""
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Literal, Optional
+
+from trackformer.errors import ConfigError
+from trackformer_detr.settings import DETRConfig, HungarianConfig
+
+
+@dataclass
+class TrackFormerConfig(DETRConfig):
+    fn_prob: float = 0.4  # drop each track query in training (false negatives)
+    fp_prob: float = 0.1  # add up to ceil(fp_prob x T) background queries (false positives)
+    # matching of the previous frame's outputs to its ground truth, which picks the track queries
+    prev_matcher: HungarianConfig = field(default_factory=HungarianConfig)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("fn_prob", "fp_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class SmallCNNConfig:
+    widths: List[int] = field(default_factory=lambda: [32, 64, 96])
+    depth: int = 2
+
+
+@dataclass
+class SyntheticConfig:
+    """The generated sequences (see `synthetic.py`)."""
+    width: int = 160
+    height: int = 160
+    seq_length: int = 60
+    max_objects: int = 5  # objects in the scene at once
+    initial_objects: int = 3
+    spawn_prob: float = 0.15  # per frame, while below max_objects
+    min_size: int = 14
+    max_size: int = 32
+    speed: float = 2.0  # pixels per frame
+    velocity_noise: float = 0.3  # std of the per-frame velocity perturbation
+    min_box: int = 6  # ground truth needs at least this many pixels inside the image on each side
+    det_noise: float = 0.05  # public detections: box jitter, fraction of the box size
+    det_miss: float = 0.1
+    det_fp: float = 0.1  # expected false positives per frame
+    frame_rate: int = 10
+
+
+@dataclass
+class SyntheticSplitsConfig(SyntheticConfig):
+    """`data.synthetic`: how many sequences of each split to generate into `data.root` first."""
+    num_train: int = 12
+    num_val: int = 1
+    num_test: int = 3
+    seed: int = 0
+
+
+@dataclass
+class MOTPairsConfig:
+    root: str = "data/MOT17"
+    # per split: sequence folders, or folders of sequences, relative to root; [] = no such split
+    train: List[str] = field(default_factory=lambda: ["train"])
+    val: List[str] = field(default_factory=list)
+    test: List[str] = field(default_factory=list)
+    frame_range: int = 5
+    scales: List[int] = field(default_factory=lambda: [608, 640, 672, 704, 736, 768, 800])
+    max_size: Optional[int] = 1333
+    hflip: float = 0.5
+    prev_crop: float = 0.95  # extra crop jitter of the previous frame (fraction of each side kept)
+    classes: List[int] = field(default_factory=lambda: [1])
+    min_visibility: float = 0.0
+    synthetic: Optional[SyntheticSplitsConfig] = None  # generate sequences into root first
+
+
+@dataclass
+class StaticPairsConfig:
+    image_dir: str = "data/crowdhuman/images"
+    ann_file: str = "data/crowdhuman/annotations/train.json"
+    category_ids: List[int] = field(default_factory=lambda: [1])
+    prev_crop: float = 0.8  # the previous frame: 80-100% of each side, resized back
+    scales: List[int] = field(default_factory=lambda: [608, 640, 672, 704, 736, 768, 800])
+    max_size: Optional[int] = 1333
+    hflip: float = 0.5
+    # evaluation splits come from MOTChallenge sequences (a static set has no identities to track)
+    mot_root: Optional[str] = None
+    val: List[str] = field(default_factory=list)
+    test: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -36,7 +122,7 @@ class SortConfig:
 class TrackingEvalConfig:
     size: int = 0  # short side of the network input; 0 = the frames' own size
     max_size: Optional[int] = None
-    benchmark: str = "MOT17"  # the core evaluator's preprocessing (MOT17: distractors removed)
+    benchmark: Literal["MOT15", "MOT16", "MOT17", "MOT20"] = "MOT17"  # the core evaluator's preprocessing
     public_detections: bool = False  # the MOT17 public protocol: births gated by det/det.txt
     baseline: bool = True  # also run SORT on the same detector
     render: bool = False  # also draw the tracks: <output_dir>/tracking/render/<seq>.gif

@@ -2,6 +2,8 @@
 minutes, where an ImageNet ResNet would need pretrained weights and far more compute."""
 import torch.nn as nn
 
+from .settings import SmallCNNConfig
+
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
@@ -25,3 +27,8 @@ class SmallCNN(nn.Module):
 
     def forward(self, images):
         return self.body(images)
+
+
+def build(settings: SmallCNNConfig, **deps) -> SmallCNN:
+    """The `small_cnn` backbone from its settings."""
+    return SmallCNN(tuple(settings.widths), settings.depth)

@@ -9,31 +9,14 @@ positives) and `seqinfo.ini`, so the same readers and evaluators as for MOT17 ap
 import colorsys
 import configparser
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 from PIL import Image
 
-
-@dataclass
-class SyntheticConfig:
-    width: int = 160
-    height: int = 160
-    seq_length: int = 60
-    max_objects: int = 5  # objects in the scene at once
-    initial_objects: int = 3
-    spawn_prob: float = 0.15  # per frame, while below max_objects
-    min_size: int = 14
-    max_size: int = 32
-    speed: float = 2.0  # pixels per frame
-    velocity_noise: float = 0.3  # std of the per-frame velocity perturbation
-    min_box: int = 6  # ground truth needs at least this many pixels inside the image on each side
-    det_noise: float = 0.05  # public detections: box jitter, fraction of the box size
-    det_miss: float = 0.1
-    det_fp: float = 0.1  # expected false positives per frame
-    frame_rate: int = 10
+from .settings import SyntheticConfig, SyntheticSplitsConfig
 
 
 class _Object:
@@ -183,7 +166,7 @@ def generate_dataset(root, cfg: SyntheticConfig, splits: Dict[str, int], seed: i
     return names
 
 
-def build(cfg) -> SyntheticConfig:
-    """A `SyntheticConfig` from a config node (any mapping with a subset of its fields)."""
-    fields = SyntheticConfig.__dataclass_fields__
-    return SyntheticConfig(**{k: cfg[k] for k in fields if k in cfg})
+def generate_splits(root, settings: SyntheticSplitsConfig) -> Dict[str, List[str]]:
+    """`data.synthetic`: its number of sequences per split, generated into `root`."""
+    splits = {"train": settings.num_train, "val": settings.num_val, "test": settings.num_test}
+    return generate_dataset(root, settings, splits, seed=settings.seed)

@@ -51,23 +51,14 @@ def default_augment(queries: Dict, prev_outputs: Dict, index: int, prev_match, f
     return q
 
 
-def _plugin_hook(name: str):
-    """The plugin manager's hook caller, or None when the plugins are not loaded (bare use)."""
-    try:
-        from trackformer.plugins import load_plugins
-
-        return getattr(load_plugins().hook, name, None)
-    except Exception:
-        return None
-
-
 def make_track_queries(prev_outputs: Dict, prev_indices: List, prev_targets: List[Dict],
                        targets: List[Dict], fn_prob: float, fp_prob: float,
-                       generator: Optional[torch.Generator] = None) -> List[Dict]:
+                       generator: Optional[torch.Generator] = None, hook=None) -> List[Dict]:
     """Writes `track_query_hs_embeds [T, D]` and `track_query_match_ids [T]` into each target (the
-    criterion reads them back) and returns the targets."""
-    build_hook = _plugin_hook("trackq_build_track_queries")
-    augment_hook = _plugin_hook("trackq_augment_track_queries")
+    criterion reads them back) and returns the targets. `hook` is the plugin manager's hook caller,
+    through which other plugins choose and augment the queries; None uses the defaults here."""
+    build_hook = getattr(hook, "trackq_build_track_queries", None)
+    augment_hook = getattr(hook, "trackq_augment_track_queries", None)
     for i, (match, prev_t, t) in enumerate(zip(prev_indices, prev_targets, targets)):
         args = dict(prev_outputs=prev_outputs, index=i, prev_match=match, prev_target=prev_t, target=t)
         q = build_hook(**args) if build_hook is not None else None

@@ -11,47 +11,36 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
-from trackformer_detr.detr import DETR, Joiner
+from trackformer_detr.detr import DETR, Joiner, Queries, build_parts, num_classes_from
 
+from .settings import TrackFormerConfig
 from .track_queries import make_track_queries, pad_track_queries
 
 
 class TrackFormer(DETR):
     def __init__(self, backbone: Joiner, transformer, num_classes: int, num_queries: int,
-                 matcher, aux_loss: bool = True, fn_prob: float = 0.4, fp_prob: float = 0.1):
+                 matcher, aux_loss: bool = True, fn_prob: float = 0.4, fp_prob: float = 0.1, hook=None):
         super().__init__(backbone, transformer, num_classes, num_queries, aux_loss)
         self.prev_matcher = matcher  # matches the previous frame's outputs to its ground truth
         self.fn_prob = fn_prob
         self.fp_prob = fp_prob
+        self.hook = hook  # the plugin manager's hook caller (track-query hooks); None: the defaults
 
-    def make_queries(self, batch_size: int, targets: Optional[List[Dict]] = None):
-        """-> tgt [T+Q, B, D], query_pos [T+Q, B, D], padding [B, T+Q] (True = ignore) or None."""
-        query_pos = self.query_embed.weight[:, None].expand(-1, batch_size, -1)  # [Q, B, D]
-        tgt = torch.zeros_like(query_pos)
+    def make_queries(self, batch_size: int, targets: Optional[List[Dict]] = None) -> Queries:
+        """Track queries [T, B, D] (zero position) before the object queries [Q, B, D]; the layout
+        tells the matcher and the criterion which slots are real track queries and whom they follow."""
+        queries = super().make_queries(batch_size, targets)
         if not targets or "track_query_hs_embeds" not in targets[0]:
-            self._track_valid, self._track_match_ids = None, None
-            return tgt, query_pos, None
-        self._track_match_ids = [t.get("track_query_match_ids") for t in targets]
+            return queries._replace(layout={"num_track_slots": 0, "track_valid": None, "track_match_ids": None})
         track, valid = pad_track_queries([t["track_query_hs_embeds"] for t in targets],
-                                         query_pos.shape[-1], query_pos.device, query_pos.dtype)
-        self._track_valid = valid  # [B, T]
-        tgt = torch.cat([track, tgt])
-        query_pos = torch.cat([torch.zeros_like(track), query_pos])  # track queries: no position
+                                         queries.pos.shape[-1], queries.pos.device, queries.pos.dtype)
         padding = None
-        if not bool(valid.all()):
+        if not bool(valid.all()):  # images with fewer track queries than the batch maximum
             padding = torch.cat([~valid, valid.new_zeros((batch_size, self.num_queries))], dim=1)
-        return tgt, query_pos, padding
-
-    def heads(self, hs: Tensor) -> Dict:
-        out = super().heads(hs)
-        valid = self._track_valid
-        num_track = 0 if valid is None else valid.shape[1]
-        # the matcher and criterion need the layout on every (auxiliary) output
-        for o in [out] + out.get("aux_outputs", []):
-            o["num_track_slots"] = num_track
-            o["track_valid"] = valid
-            o["track_match_ids"] = self._track_match_ids
-        return out
+        layout = {"num_track_slots": track.shape[0], "track_valid": valid,  # [B, T]
+                  "track_match_ids": [t.get("track_query_match_ids") for t in targets]}
+        return Queries(torch.cat([track, queries.tgt]), torch.cat([torch.zeros_like(track), queries.pos]),
+                       padding, layout)
 
     @torch.no_grad()
     def _prev_frame_track_queries(self, targets: List[Dict]) -> List[Dict]:
@@ -60,7 +49,7 @@ class TrackFormer(DETR):
         prev_indices = self.prev_matcher(prev_out, prev_targets)
         return make_track_queries(prev_out, prev_indices, prev_targets, targets,
                                   self.fn_prob if self.training else 0.0,
-                                  self.fp_prob if self.training else 0.0)
+                                  self.fp_prob if self.training else 0.0, hook=self.hook)
 
     def forward(self, inputs, targets: Optional[List[Dict]] = None) -> Dict:
         if targets is not None and len(targets) and "prev_image" in targets[0]:
@@ -85,10 +74,20 @@ class TrackFormer(DETR):
 
 def build_trackformer(backbone, encoder, decoder, num_classes: int, num_queries: int, matcher,
                       aux_loss: bool = True, fn_prob: float = 0.4, fp_prob: float = 0.1,
-                      position_embedding: str = "sine") -> TrackFormer:
+                      position_embedding: str = "sine", hook=None) -> TrackFormer:
     from trackformer_detr import position
     from trackformer_detr.transformer import Transformer
 
     joiner = Joiner(backbone, position.build(position_embedding, decoder.d_model))
     return TrackFormer(joiner, Transformer(encoder, decoder), num_classes, num_queries, matcher,
-                       aux_loss, fn_prob, fp_prob)
+                       aux_loss, fn_prob, fp_prob, hook)
+
+
+def build(settings: TrackFormerConfig, data_info=None, **deps) -> TrackFormer:
+    """The `trackformer` architecture: DETR's parts and settings, plus the track-query ones."""
+    from trackformer.plugins import load_plugins
+    from trackformer_detr import matcher
+
+    return build_trackformer(*build_parts(settings), num_classes_from(settings, data_info), settings.num_queries,
+                             matcher.build(settings.prev_matcher), settings.aux_loss, settings.fn_prob,
+                             settings.fp_prob, settings.position_embedding, hook=load_plugins().hook)
