@@ -20,14 +20,14 @@ SMALL = ["model.backbone.name=resnet18", "model.hidden_dim=64", "model.num_queri
 def test_detect_writes_results_boxes_and_attention(tmp_path):
     generate(tmp_path / "shapes", ShapesSpec(num_train=2, num_val=0, num_test=0, image_size=96))
     overrides = SMALL + [f"data.root={tmp_path / 'shapes'}", f"output_dir={tmp_path / 'run'}"]
-    cfg = trackformer.load_config(ROOT / "configs" / "detr_synthetic.yaml", overrides)
+    cfg = trackformer.load_config("detr_synthetic", overrides)
     model = trackformer.build_model(cfg, data_info={"num_classes": 3})
     torch.save({"model": model.state_dict()}, tmp_path / "weights.pt")
     (tmp_path / "data_info.json").write_text(json.dumps(
         {"num_classes": 3, "label_to_category": {"0": 1, "1": 2, "2": 3},
          "category_names": {"1": "circle", "2": "square", "3": "triangle"}}))
     out = tmp_path / "detect"
-    cmd = [sys.executable, "-m", "trackformer", "detect", str(ROOT / "configs" / "detr_synthetic.yaml"),
+    cmd = [sys.executable, "-m", "trackformer", "detect", "detr_synthetic",
            *overrides, f"model.weights={tmp_path / 'weights.pt'}", f"input={tmp_path / 'shapes' / 'train'}",
            f"output={out}", "threshold=0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -3,7 +3,6 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from trackformer_trackq.render import colour, render
 from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticImagePairs
 from trackformer_trackq.synthetic import SyntheticConfig, generate_dataset
 
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +118,7 @@ def test_results_roundtrip_and_render(syn, tmp_path):
 
 @pytest.mark.slow
 def test_track_command_writes_results_metrics_and_gif(syn, tmp_path):
-    cmd = [sys.executable, "-m", "trackformer", "track", str(REPO / "configs" / "trackformer_synthetic.yaml"),
+    cmd = [sys.executable, "-m", "trackformer", "track", "trackformer_synthetic",
            f"data={syn / 'test'}", f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -156,7 +154,7 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
 
 
 def test_misspelled_nested_tracker_setting_is_one_line_with_its_own_keys(tmp_path):
-    cmd = [sys.executable, "-m", "trackformer", "run", str(REPO / "configs" / "trackformer_synthetic.yaml"),
+    cmd = [sys.executable, "-m", "trackformer", "run", "trackformer_synthetic",
            f"output_dir={tmp_path}", "evaluator.sort.max_ag=3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
