@@ -33,7 +33,7 @@ def test_track_mot17_mini_writes_files_that_eval_mot_accepts(shared_dir, tmp_pat
     torch.save({"model": model.state_dict()}, weights)
     out = tmp_path / "out"
     trackformer("track", "trackformer_mot17", *TINY, f"model.weights={weights}",
-                f"data={mini}",
+                "--input", mini,
                 # an untrained model scores low: a zero threshold makes it write tracks anyway
                 "evaluator.tracker.detection_threshold=0.0", "evaluator.tracker.track_threshold=0.0",
                 "-o", out, "--max-frames", 3, "--render", "gif")

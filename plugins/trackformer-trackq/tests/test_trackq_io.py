@@ -119,7 +119,7 @@ def test_results_roundtrip_and_render(syn, tmp_path):
 @pytest.mark.slow
 def test_track_command_writes_results_metrics_and_gif(syn, tmp_path):
     cmd = [sys.executable, "-m", "trackformer", "track", "trackformer_synthetic",
-           f"data={syn / 'test'}", f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
+           "--input", str(syn / 'test'), f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
@@ -145,7 +145,7 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
     metrics = ev.evaluate(model, ds, "cpu", tmp_path)
     assert set(metrics) == {"MOTA", "IDF1", "HOTA", "IDSW", "baseline/MOTA", "baseline/IDF1", "baseline/HOTA",
                             "baseline/IDSW"}
-    for kind, prefix in (("trackformer", ""), ("baseline", "baseline/")):
+    for kind, prefix in (("results", ""), ("baseline", "baseline/")):
         files = tmp_path / "tracking" / kind
         assert (files / "SYN-test-00.txt").stat().st_size > 0
         ref = evaluate_mot(syn / "test", files, "MOT17")["COMBINED"]

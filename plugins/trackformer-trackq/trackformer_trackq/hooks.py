@@ -198,9 +198,9 @@ def build_static_pairs(cfg, split, **context):
 
 def build_tracking_evaluator(cfg, data_info=None, **context):
     from .evaluator import build
-    from .reid import load_embedder
+    from .reid import appearance_embedder
 
-    embed = load_embedder(cfg.reid_model, cfg.reid_weights) if cfg.tracker.reid_appearance else None
+    embed = appearance_embedder(cfg.reid_model, cfg.reid_weights) if cfg.tracker.reid_appearance else None
     return build(cfg, embed=embed)
 
 
