@@ -89,7 +89,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         loaded = load_plugins(modules)
         parser = build_parser(loaded.registries["commands"])
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # `key=value` overrides may come after a command's flags too (argparse stops at the first flag)
+        stray = [a for a in extra if a.startswith("-") or not isinstance(getattr(args, "overrides", None), list)]
+        if stray:
+            parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        if extra:
+            args.overrides = [*args.overrides, *extra]
         if getattr(args, "handler", None) is None:
             parser.print_help(sys.stderr)
             return 2

@@ -10,7 +10,7 @@ from trackformer.hookspecs import hookimpl
 
 @dataclass
 class RetrievalDataConfig:
-    root: str = MISSING  # absolute, or relative to the working directory or to the repository root
+    root: str = MISSING  # absolute, or relative to the working directory
     image_size: int = 224  # test centre crop (and training crop unless train_size is set)
     train_size: Optional[int] = None  # training crop side; smaller than image_size trains faster
     resize: int = 256  # test: shorter side before the centre crop
@@ -18,11 +18,6 @@ class RetrievalDataConfig:
     samples_per_class: int = 0  # K of P x K batches (P = train.batch_size // K); 0 = plain shuffling
     num_train_classes: Optional[int] = None  # first classes that train (default: half); the rest test
     val_classes: int = 0  # last training classes held out for model selection (0: no val split)
-
-
-@dataclass
-class Cub100DataConfig(RetrievalDataConfig):
-    root: str = "../shared/data/cub100"
 
 
 @dataclass
@@ -34,12 +29,11 @@ class RetrievalEvalConfig:
     num_workers: int = 0
     backend: str = "auto"  # faiss | torch | auto
     chunk_size: int = 4096  # query rows per search block: bounds memory
-    refine: bool = False  # use the model's test-time refinement (`model.refine`) when it has one
 
 
 _LAYOUTS = {
     "cub": ("cub", "CUB-200-2011 layout (images.txt, image_class_labels.txt); classes 1-100 train, 101-200 test"),
-    "cub100": ("cub", "the 100-class CUB subset in ../shared/data/cub100; classes 0-49 train, 50-99 test"),
+    "cub100": ("cub", "the 100-class CUB subset (0-based ids); classes 0-49 train, 50-99 test"),
     "cars196": ("cars196", "Cars196 (cars_annos.mat, car_ims/); classes 1-98 train, 99-196 test"),
     "sop": ("sop", "Stanford Online Products (Ebay_train.txt / Ebay_test.txt)"),
     "inshop": ("inshop", "In-Shop clothes retrieval (list_eval_partition.txt; test = query + gallery)"),
@@ -65,14 +59,13 @@ def _evaluator(cfg, data_info=None):
     if not cfg.ks or min(cfg.ks) < 1:
         raise ConfigError("evaluator.ks", "needs one or more K >= 1")
     return RetrievalEvaluator(list(cfg.ks), cfg.nmi, cfg.map_at_r, cfg.batch_size, cfg.num_workers, cfg.backend,
-                              cfg.chunk_size, cfg.refine)
+                              cfg.chunk_size)
 
 
 @hookimpl
 def register_datasets(register):
     for name, (layout, text) in _LAYOUTS.items():
-        register(name, _dataset(layout), schema=Cub100DataConfig if name == "cub100" else RetrievalDataConfig,
-                 help=text)
+        register(name, _dataset(layout), schema=RetrievalDataConfig, help=text)
 
 
 @hookimpl

@@ -27,17 +27,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_root(root: str, key: str = "data.root") -> Path:
-    """A data root as given, else relative to the repository root (so `../shared/...` works from
-    any working directory inside the checkout); a clear error when neither exists."""
+    """The data root as given (a relative path is relative to the working directory); a missing
+    folder is a one-line error naming the key that sets it."""
     path = Path(root).expanduser()
-    candidates = [path]
-    if not path.is_absolute():
-        candidates.append(Path(__file__).resolve().parents[2] / path)
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    raise DataError(path, f"data set folder not found (looked in {', '.join(str(c) for c in candidates)}); "
-                          f"set {key}=<folder>")
+    if not path.is_dir():
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise DataError(path, f"data set folder not found{where}; set {key}=<folder>")
+    return path.resolve()
 
 
 def _rows(path: Path, min_fields: int, skip: int = 0) -> List[List[str]]:

@@ -153,6 +153,20 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
     assert Image.open(tmp_path / "tracking" / "render" / "SYN-test-00.gif").n_frames == 12
 
 
+def test_track_options_spelled_as_config_keys_get_a_one_line_hint(tmp_path):
+    """`key=value` is only ever a config key: `data=PATH` (the old input spelling) names --input."""
+    for old, hint in [("data=MOT17/train", "use --input MOT17/train"), ("input=video.mp4", "use --input video.mp4"),
+                      ("output=out", "use --output out")]:
+        proc = subprocess.run([sys.executable, "-m", "trackformer", "track", "trackformer_synthetic", old],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2
+        assert proc.stderr.splitlines() == [f"trackformer: error: {old!r} is not a config key; {hint}"]
+    proc = subprocess.run([sys.executable, "-m", "trackformer", "track", "trackformer_synthetic",
+                           f"output_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "trackformer: error: --input: name the input: a sequence folder, a MOTChallenge root, images or a video"]
+
+
 def test_misspelled_nested_tracker_setting_is_one_line_with_its_own_keys(tmp_path):
     cmd = [sys.executable, "-m", "trackformer", "run", "trackformer_synthetic",
            f"output_dir={tmp_path}", "evaluator.sort.max_ag=3"]
