@@ -19,11 +19,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from trackformer.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_root(root: str, key: str = "data.root") -> Path:

@@ -24,7 +24,7 @@ class Embedder:
                  square: bool = True, batch_size: int = 64):
         from torchvision import transforms as T
 
-        from trackformer.data.retrieval import IMAGENET_MEAN, IMAGENET_STD
+        from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         self.model = model.to(device).eval()
         self.device = torch.device(device)
