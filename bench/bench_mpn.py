@@ -15,7 +15,6 @@ import time
 import torch
 
 
-
 def build(config: str, overrides):
     from trackformer import build as build_component
     from trackformer import build_model, load_config

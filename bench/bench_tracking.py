@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="trackformer_synthetic")

@@ -9,7 +9,6 @@ from trackformer.engine.optim import build_optimizer
 from trackformer.eval.coco import coco_box_metrics, to_coco_results
 
 
-
 def test_small_detr_fits_four_images(tmp_path):
     cfg = trackformer.load_config("detr_synthetic", [
         f"data.root={tmp_path / 'shapes'}", "data.num_train=4", "data.num_val=0", "data.num_test=0",

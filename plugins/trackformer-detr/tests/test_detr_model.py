@@ -14,7 +14,6 @@ from trackformer_detr.position import PositionEmbeddingSine
 from trackformer_detr.transformer import build_decoder, build_encoder
 
 
-
 def read_reference(path):
     rows = [line.rstrip("\n").split("\t") for line in open(path) if not line.startswith("#")]
     return [(k, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())) for k, shape in rows]

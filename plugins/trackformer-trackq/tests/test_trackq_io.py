@@ -16,7 +16,6 @@ from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticIma
 from trackformer_trackq.synthetic import SyntheticConfig, generate_dataset
 
 
-
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn")
