@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	touch $@
 
 demo: install
-	$(BIN)/trackformer run configs/trackformer_synthetic.yaml
+	$(BIN)/trackformer run trackformer_synthetic
 
 test: install
 	$(BIN)/pytest

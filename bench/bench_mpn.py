@@ -1,21 +1,18 @@
 """Training throughput of the intra-batch model with and without the message passing network.
 
-Both models are built from the same config (default: configs/intrabatch_cub100.yaml, its
+Both models are built from the same config (default: intrabatch_cub100, its
 backbone, freezing and training crop size), the second with `model.mpn_layers=0`. A training
 step is forward + loss + backward + RAdam step on one P x K batch of random images (data loading
 left out: it is the same for both). The two models alternate round by round, so machine load
 drifts hit both alike; the median step time of each gives images/s.
 
-    python bench/bench_mpn.py [--config configs/intrabatch_cub100.yaml] [--rounds 8] [--threads 0]
+    python bench/bench_mpn.py [--config intrabatch_cub100] [--rounds 8] [--threads 0]
 """
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def build(config: str, overrides):
@@ -42,7 +39,7 @@ def step(model, criterion, opt, images, labels):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "intrabatch_cub100.yaml"))
+    p.add_argument("--config", default="intrabatch_cub100")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args()

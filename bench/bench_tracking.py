@@ -14,12 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=str(REPO / "configs" / "trackformer_synthetic.yaml"))
+    p.add_argument("--config", default="trackformer_synthetic")
     p.add_argument("--weights", default=None)
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--size", type=int, default=640)

@@ -100,7 +100,9 @@ def test_malformed_results_one_line_error(case, mutate, fragment):
 
 def test_bad_arguments(case, tmp_path):
     gt_root, res_dir = case
-    assert eval_mot("--gt", gt_root, "--results", res_dir, "--benchmark", "MOT99").returncode == 2
+    result = eval_mot("--gt", gt_root, "--results", res_dir, "--benchmark", "MOT99")
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "trackformer: error: benchmark: must be one of MOT15, MOT16, MOT17, MOT20, not 'MOT99'"]
     result = eval_mot("--gt", tmp_path / "nowhere", "--results", res_dir)
     assert result.returncode == 2 and "not a directory" in result.stderr
     result = eval_mot("--gt", gt_root, "--results", res_dir, "--sequences", "SEQ-Z")

@@ -61,9 +61,17 @@ def test_train_split_gets_pk_sampler(cub_root):
         assert sorted(np.bincount(train.labels[batch]).tolist()) == [3, 3]
 
 
-def test_missing_root_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="data set folder not found"):
+def test_missing_root_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(DataError) as error:
         resolve_root(str(tmp_path / "nope"))
+    assert str(error.value) == f"{tmp_path / 'nope'}: data set folder not found; set data.root=<folder>"
+    monkeypatch.chdir(tmp_path)  # relative roots are relative to the working directory, nothing else
+    (tmp_path / "here").mkdir()
+    assert resolve_root("here") == tmp_path / "here"
+    with pytest.raises(DataError) as error:
+        resolve_root("../shared/data/cub100")
+    assert str(error.value) == (f"../shared/data/cub100: data set folder not found (relative to the working "
+                                f"directory {tmp_path}); set data.root=<folder>")
 
 
 def test_missing_index_file_names_it(cub_root):

@@ -108,3 +108,26 @@ def test_nmi_equals_sklearn():
         assert normalized_mutual_info(t, p) == pytest.approx(metrics.normalized_mutual_info_score(t, p), abs=1e-12)
     t = rng.integers(0, 7, 100)
     assert normalized_mutual_info(t, t + 3) == pytest.approx(1.0)
+
+
+def test_evaluator_refines_through_the_models_own_method():
+    """No model-specific flag in the core evaluator: a model's `refine(embeddings)` is called when it
+    has one, and a model without one is searched on its plain embeddings."""
+    from trackformer.eval.retrieval import RetrievalEvaluator
+
+    class Embeds(torch.nn.Module):
+        def embed(self, images):  # [B, 3, H, W] -> [B, 2]
+            return images.mean(dim=(2, 3))[:, :2]
+
+    class Refines(Embeds):
+        def refine(self, embeddings):  # [N, 2] -> [N, 2]
+            return embeddings * 0 + 1
+
+    images = torch.rand(6, 3, 4, 4)
+    dataset = [(images[i], i % 2) for i in range(6)]
+    evaluator = RetrievalEvaluator(batch_size=4)
+    plain, labels = evaluator.embed(Embeds(), dataset, "cpu")
+    np.testing.assert_allclose(plain, images.mean(dim=(2, 3))[:, :2].numpy(), rtol=1e-6)
+    assert labels.tolist() == [0, 1, 0, 1, 0, 1]
+    refined, _ = evaluator.embed(Refines(), dataset, "cpu")
+    assert (refined == 1).all()

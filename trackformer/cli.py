@@ -4,9 +4,10 @@ Human output goes to stderr, machine output (`--json`) to stdout. Exit status: 0
 2 a user mistake (bad config, missing or malformed file), always as one line without a traceback.
 """
 import argparse
+import shlex
 import sys
 import warnings
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from . import __version__
 from .errors import TrackformerError
@@ -35,8 +36,26 @@ def _split_plugin_options(argv: List[str]):
     return modules, rest
 
 
+def reject_flag_spellings(overrides: Sequence[str], flags: Dict[str, str]):
+    """`key=value` on the command line is only ever a config key. A command option spelled that way
+    (`input=images/`, the old grammar) is a one-line hint naming its flag; `flags` maps the old key to
+    the flag. A mapping or list value (`data={name: ...}`) is a config value and passes."""
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if sep and key.strip() in flags and not value.lstrip().startswith(("{", "[")):
+            raise TrackformerError(f"{text!r} is not a config key; "
+                                   f"use {flags[key.strip()]} {shlex.quote(value)}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A command-line mistake is one line too, pointing at the command's help."""
+
+    def error(self, message):
+        self.exit(2, f"trackformer: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser(commands) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trackformer", description="Transformer detection, tracking "
+    parser = _Parser(prog="trackformer", description="Transformer detection, tracking "
                                      "and metric learning. Sub-commands come from plugins.")
     parser.add_argument("--version", action="version", version=f"trackformer {__version__}")
     parser.add_argument("-p", "--plugin", action="append", metavar="MODULE",
@@ -70,7 +89,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         loaded = load_plugins(modules)
         parser = build_parser(loaded.registries["commands"])
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # `key=value` overrides may come after a command's flags too (argparse stops at the first flag)
+        stray = [a for a in extra if a.startswith("-") or not isinstance(getattr(args, "overrides", None), list)]
+        if stray:
+            parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        if extra:
+            args.overrides = [*args.overrides, *extra]
         if getattr(args, "handler", None) is None:
             parser.print_help(sys.stderr)
             return 2

@@ -15,14 +15,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
+from .named_configs import resolve_config_path, resolve_extends
 from .plugins import registry
 from .registry import did_you_mean
 from .schema import RunConfig
 
 
 def load_config(path, overrides: Sequence[str] = (), schema=RunConfig) -> DictConfig:
-    """Read `path`, apply `overrides` (`a.b=value`), validate, resolve; returns a read-only config."""
-    raw = _read_with_extends(Path(path), seen=())
+    """Read `path` (a YAML file, or the name of a config a plugin ships, e.g. `detr_synthetic`), apply
+    `overrides` (`a.b=value`), validate, resolve; returns a read-only config."""
+    raw = _read_with_extends(resolve_config_path(path), seen=())
     raw = apply_overrides(raw, overrides)
     cfg = validate(raw, schema)
     OmegaConf.set_readonly(cfg, True)
@@ -55,7 +57,7 @@ def _read_with_extends(path: Path, seen: Tuple[Path, ...]) -> DictConfig:
         parents = [parents]
     merged = OmegaConf.create({})
     for parent in parents:
-        merged = _merge_replacing_components(merged, _read_with_extends(path.parent / parent, (*seen, path)))
+        merged = _merge_replacing_components(merged, _read_with_extends(resolve_extends(path, parent), (*seen, path)))
     return _merge_replacing_components(merged, node)
 
 

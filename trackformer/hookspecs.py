@@ -71,6 +71,14 @@ def register_commands(register):
 
 
 @hookspec
+def config_dirs():
+    """Folders of run configs a plugin ships (`*.yaml`), returned as a list of paths, usually
+    `[Path(__file__).parent / "configs"]` with the files declared as package data. Each file is then
+    addressable by its stem: `trackformer run detr_synthetic`, `extends: [detr_r50_coco]`; its first
+    comment line is its description in `trackformer config list`. A name shipped twice is an error."""
+
+
+@hookspec
 def on_run_start(run):
     """A training run is about to start; `run` is a `trackformer.run.Run`."""
 

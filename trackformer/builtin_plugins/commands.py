@@ -1,4 +1,4 @@
-"""The core's own sub-commands: `run`, `config show`, `plugins`."""
+"""The core's own sub-commands: `run`, `config show`, `config list`, `plugins`."""
 import json
 import sys
 
@@ -6,7 +6,7 @@ from ..hookspecs import hookimpl
 
 
 def _add_config_args(parser):
-    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("config", help="a shipped config's name (see `trackformer config list`) or a YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=2")
 
 
@@ -29,6 +29,21 @@ def config_show(args) -> int:
     from ..config import load_config, to_yaml
 
     print(to_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def config_list(args) -> int:
+    from ..named_configs import named_configs
+
+    configs = sorted(named_configs().values(), key=lambda c: (c.plugin, c.name))
+    if args.json:
+        print(json.dumps([{"name": c.name, "plugin": c.plugin, "path": str(c.path), "description": c.description}
+                          for c in configs], indent=2))
+        return 0
+    width = max((len(c.name) for c in configs), default=0)
+    plugin_width = max((len(c.plugin) for c in configs), default=0)
+    for c in configs:
+        print(f"{c.name:<{width}}  {c.plugin:<{plugin_width}}  {c.description}")
     return 0
 
 
@@ -59,6 +74,9 @@ def register_commands(register):
 
     register("run", run_command, add_arguments=run_args, help="train and evaluate from a config")
     register("config show", config_show, add_arguments=_add_config_args, help="print the resolved config")
+    register("config list", config_list,
+             add_arguments=lambda p: p.add_argument("--json", action="store_true", help="machine-readable"),
+             help="the configs the plugins ship: name, plugin, description")
     register("plugins", plugins_command,
              add_arguments=lambda p: p.add_argument("--json", action="store_true", help="machine-readable"),
              help="list plugins and what they register")

@@ -14,15 +14,13 @@ from pathlib import Path
 
 from ..hookspecs import hookimpl
 
-BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
-
 
 def add_arguments(parser):
     parser.add_argument("--gt", required=True, metavar="GT_ROOT",
                         help="folder of sequence folders, each with gt/gt.txt and seqinfo.ini (e.g. MOT17/train)")
     parser.add_argument("--results", required=True, metavar="RESULTS_DIR",
                         help="folder with one <SEQUENCE>.txt per sequence (10 columns, MOTChallenge format)")
-    parser.add_argument("--benchmark", default="MOT17", choices=BENCHMARKS,
+    parser.add_argument("--benchmark", default="MOT17",  # checked by the evaluator (eval.mot.prepare)
                         help="preprocessing: MOT16/17/20 drop tracker boxes on distractors; MOT15 none "
                              "(default MOT17)")
     parser.add_argument("--sequences", nargs="+", metavar="SEQ", help="evaluate only these sequences")

@@ -19,25 +19,20 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from trackformer.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resolve_root(root: str, key: str = "data.root") -> Path:
-    """A data root as given, else relative to the repository root (so `../shared/...` works from
-    any working directory inside the checkout); a clear error when neither exists."""
+    """The data root as given (a relative path is relative to the working directory); a missing
+    folder is a one-line error naming the key that sets it."""
     path = Path(root).expanduser()
-    candidates = [path]
-    if not path.is_absolute():
-        candidates.append(Path(__file__).resolve().parents[2] / path)
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    raise DataError(path, f"data set folder not found (looked in {', '.join(str(c) for c in candidates)}); "
-                          f"set {key}=<folder>")
+    if not path.is_dir():
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise DataError(path, f"data set folder not found{where}; set {key}=<folder>")
+    return path.resolve()
 
 
 def _rows(path: Path, min_fields: int, skip: int = 0) -> List[List[str]]:
@@ -174,9 +169,9 @@ def _split_classes(class_ids: np.ndarray, split: str, num_train: Optional[int], 
     classes = np.unique(class_ids)
     n_train = len(classes) // 2 if num_train is None else num_train
     if not 0 < n_train < len(classes):
-        raise ConfigError("data.num_train_classes", f"must be in 1..{len(classes) - 1}, got {n_train}")
+        raise ConfigError("num_train_classes", f"must be in 1..{len(classes) - 1}, got {n_train}")
     if not 0 <= val_classes < n_train:
-        raise ConfigError("data.val_classes", f"must be in 0..{n_train - 1}, got {val_classes}")
+        raise ConfigError("val_classes", f"must be in 0..{n_train - 1}, got {val_classes}")
     train_cls = classes[:n_train - val_classes]
     chosen = {"train": train_cls, "val": classes[n_train - val_classes:n_train],
               "test": classes[n_train:]}[split]
@@ -200,7 +195,7 @@ def build(cfg, split: str, layout: str):
     elif layout in ("sop", "inshop"):
         paths = ids = None  # their files already separate train and test
     else:
-        raise ConfigError("data.name", f"unknown retrieval layout {layout!r}")
+        raise ConfigError("name", f"unknown retrieval layout {layout!r}")
 
     if layout in ("sop", "inshop"):
         if split == "test":
@@ -213,7 +208,7 @@ def build(cfg, split: str, layout: str):
             paths, ids = (parse_sop(root, "train") if layout == "sop" else parse_inshop(root, "train")[:2])
             classes = np.unique(ids)
             if not 0 <= cfg.val_classes < len(classes):
-                raise ConfigError("data.val_classes", f"must be in 0..{len(classes) - 1}, got {cfg.val_classes}")
+                raise ConfigError("val_classes", f"must be in 0..{len(classes) - 1}, got {cfg.val_classes}")
             val = classes[len(classes) - cfg.val_classes:] if cfg.val_classes else classes[:0]
             keep = np.nonzero(~np.isin(ids, val) if split == "train" else np.isin(ids, val))[0]
     else:

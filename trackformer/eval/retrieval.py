@@ -172,18 +172,19 @@ def extract_embeddings(model, dataset, device, batch_size: int = 64, num_workers
 class RetrievalEvaluator:
     """`evaluate(model, dataset, device, output_dir)` -> R@K, MAP@R, RP, NMI on the data set's own
     labels. A data set with an `is_query` mask (In-Shop) searches its queries in its gallery; any
-    other data set is searched against itself. A model with `refine(embeddings)` (the metric
-    plugin's test-time message passing) refines the embeddings first when `refine` is set."""
+    other data set is searched against itself. A model with a `refine(embeddings [N, D]) -> [N, D]`
+    method gets the whole split's embeddings to refine before the search (the model's own settings
+    decide whether that changes anything)."""
 
     def __init__(self, ks=(1, 2, 4, 8), nmi: bool = True, map_at_r: bool = True, batch_size: int = 64,
-                 num_workers: int = 0, backend: str = "auto", chunk_size: int = 4096, refine: bool = False):
+                 num_workers: int = 0, backend: str = "auto", chunk_size: int = 4096):
         self.ks, self.nmi, self.map_at_r = tuple(ks), nmi, map_at_r
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.backend, self.chunk_size, self.refine = backend, chunk_size, refine
+        self.backend, self.chunk_size = backend, chunk_size
 
     def embed(self, model, dataset, device):
         emb, labels = extract_embeddings(model, dataset, device, self.batch_size, self.num_workers)
-        if self.refine and callable(getattr(model, "refine", None)):
+        if callable(getattr(model, "refine", None)):
             with torch.no_grad():
                 emb = model.refine(torch.as_tensor(emb, device=device)).float().cpu().numpy()
         return emb, labels

@@ -1,6 +1,5 @@
 """DETR learns: a small model from random weights fits four generated images in 150 steps (the
 whole loop: matching, set loss, backward, AdamW), judged by pycocotools AP on those images."""
-from pathlib import Path
 
 import torch
 
@@ -9,11 +8,9 @@ from trackformer.api import build, build_dataset, build_model
 from trackformer.engine.optim import build_optimizer
 from trackformer.eval.coco import coco_box_metrics, to_coco_results
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def test_small_detr_fits_four_images(tmp_path):
-    cfg = trackformer.load_config(ROOT / "configs" / "detr_synthetic.yaml", [
+    cfg = trackformer.load_config("detr_synthetic", [
         f"data.root={tmp_path / 'shapes'}", "data.num_train=4", "data.num_val=0", "data.num_test=0",
         "data.min_objects=1", "data.max_objects=2", "data.hflip=false"])
     torch.manual_seed(0)

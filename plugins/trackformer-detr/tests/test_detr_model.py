@@ -1,7 +1,6 @@
 """DETR model: the official state-dict layout, strict loading, and the transformer checked against
 a plain reference written with torch's nn.MultiheadAttention (as the official code is)."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +14,6 @@ from trackformer_detr.position import PositionEmbeddingSine
 from trackformer_detr.settings import TransformerStackConfig as Stack
 from trackformer_detr.transformer import build_decoder, build_encoder
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
 
 def read_reference(path):
     rows = [line.rstrip("\n").split("\t") for line in open(path) if not line.startswith("#")]
@@ -26,7 +23,7 @@ def read_reference(path):
 @pytest.mark.parametrize("arch", ["r50", "r101"])
 def test_official_keys_and_strict_load(arch, shared_dir, tmp_path):
     reference = read_reference(shared_dir / "reference" / f"detr_{arch}_state_dict.txt")
-    cfg = trackformer.load_config(CONFIGS / f"detr_{arch}_coco.yaml")
+    cfg = trackformer.load_config(f"detr_{arch}_coco")
     model = trackformer.build_model(cfg, data_info={})
     state = model.state_dict()
     assert [(k, tuple(v.shape)) for k, v in state.items()] == reference
@@ -34,14 +31,14 @@ def test_official_keys_and_strict_load(arch, shared_dir, tmp_path):
     torch.manual_seed(1)
     official = {k: torch.randn(shape) for k, shape in reference}
     torch.save({"model": official}, tmp_path / "official.pth")
-    cfg = trackformer.load_config(CONFIGS / f"detr_{arch}_coco.yaml",
+    cfg = trackformer.load_config(f"detr_{arch}_coco",
                                   [f"model.weights={tmp_path / 'official.pth'}"])
     loaded = trackformer.build_model(cfg, data_info={})
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, official[k]), k
     # and a bare state dict too
     torch.save(official, tmp_path / "bare.pth")
-    cfg = trackformer.load_config(CONFIGS / f"detr_{arch}_coco.yaml",
+    cfg = trackformer.load_config(f"detr_{arch}_coco",
                                   [f"model.weights={tmp_path / 'bare.pth'}"])
     trackformer.build_model(cfg, data_info={})
 

@@ -9,7 +9,6 @@ HF is run with `auxiliary_loss=False`: with it on, transformers 5.x feeds each d
 *normalised* output of the previous one (its `hidden_states = self.layernorm(hidden_states)`),
 which official DETR does not; the per-layer outputs are read with forward hooks instead."""
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +17,6 @@ import trackformer
 from trackformer_detr.detr import pad_images
 
 pytest.importorskip("transformers")
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 _BACKBONE = [
     (r"backbone\.0\.body\.conv1\.", "model.backbone.model.embedder.embedder.convolution."),
@@ -96,11 +94,11 @@ def test_official_layout_reproduces_an_independent_detr(tmp_path):
     from transformers import DetrConfig, DetrForObjectDetection
 
     torch.manual_seed(0)
-    ours = trackformer.build_model(trackformer.load_config(CONFIGS / "detr_r50_coco.yaml"),
+    ours = trackformer.build_model(trackformer.load_config("detr_r50_coco"),
                                    data_info={})
     state = random_official_weights(ours)
     torch.save({"model": state}, tmp_path / "official.pth")
-    cfg = trackformer.load_config(CONFIGS / "detr_r50_coco.yaml",
+    cfg = trackformer.load_config("detr_r50_coco",
                                   [f"model.weights={tmp_path / 'official.pth'}"])
     ours = trackformer.build_model(cfg, data_info={}).eval()
 

@@ -1,8 +1,6 @@
 """DETR's settings through the component contract: typed, checked when the config loads, errors under
 their full key, `num_classes` / `aux_loss` set once on the model, and the README's Python example."""
 import os
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -10,9 +8,8 @@ import trackformer
 from trackformer.api import build
 from trackformer.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
-R50 = ROOT / "configs" / "detr_r50_coco.yaml"
-SYNTHETIC = ROOT / "configs" / "detr_synthetic.yaml"
+R50 = "detr_r50_coco"  # configs by name, as the README uses them
+SYNTHETIC = "detr_synthetic"
 
 
 @pytest.mark.parametrize("override, message", [
@@ -47,7 +44,7 @@ def test_loss_takes_classes_and_aux_outputs_from_the_model():
 
 
 def test_readme_python_example_builds_the_official_model_without_coco(tmp_path, monkeypatch):
-    """README: load_config("configs/detr_r50_coco.yaml", ["model.weights=detr-r50-e632da11.pth"]) then
+    """README: load_config("detr_r50_coco", ["model.weights=detr-r50-e632da11.pth"]) then
     build_model(cfg), in a folder holding the checkpoint and no COCO data."""
     monkeypatch.chdir(tmp_path)
     assert not (tmp_path / "data").exists()

@@ -1,10 +1,12 @@
-"""`trackformer detect CONFIG model.weights=RUN/best.pt input=IMAGE_OR_DIR [output=DIR] [threshold=0.7]
-[precision=fp32|bf16]`
+"""`trackformer detect CONFIG [key=value ...] --input IMAGE_OR_DIR [--output DIR] [--threshold 0.7]
+[--precision fp32|bf16] [--no-attention]`, e.g. `trackformer detect detr_r50_coco
+model.weights=detr-r50-e632da11.pth --input images/`
 
-The model runs as `optimize_for_inference` makes it (frozen BatchNorm folded, channels-last; the
-outputs of the plain model up to float rounding); `precision=bf16` runs it in bfloat16.
+The command's own options are flags; `key=value` is only ever a config override. The model runs as
+`optimize_for_inference` makes it (frozen BatchNorm folded, channels-last; the outputs of the plain
+model up to float rounding); `--precision bf16` runs it in bfloat16.
 
-Writes to `output` (default `<output_dir>/detect`):
+Writes to `--output` (default `<output_dir>/detect`):
   results.json       COCO-format results (image_id, category_id, bbox xywh, score) of detections
                      scoring >= threshold; images.json maps file names to the image ids used
   boxes/<name>.png   the image with boxes, class names and scores drawn
@@ -17,27 +19,18 @@ import json
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-_OWN_KEYS = ("input", "output", "threshold", "precision")
+FLAGS = {"input": "--input", "output": "--output", "threshold": "--threshold", "precision": "--precision"}
 
 
 def add_arguments(parser):
-    parser.add_argument("config", help="YAML config of the detector")
+    parser.add_argument("config", help="the detector's config: a shipped config's name or a YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="input=IMAGE_OR_DIR (required), output=DIR, threshold=0.7, "
-                             "precision=fp32|bf16, and dotted config overrides such as "
-                             "model.weights=PATH")
+                        help="dotted config overrides, e.g. model.weights=PATH")
+    parser.add_argument("-i", "--input", metavar="IMAGE_OR_DIR", help="an image or a folder of images (required)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output folder (default: <output_dir>/detect)")
+    parser.add_argument("--threshold", type=float, default=0.7, help="keep detections scoring >= this (0.7)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     parser.add_argument("--no-attention", action="store_true", help="skip the attention pictures")
-
-
-def _split_overrides(overrides):
-    own, rest = {}, []
-    for text in overrides:
-        key = text.split("=", 1)[0].strip()
-        if key in _OWN_KEYS and "=" in text:
-            own[key] = text.split("=", 1)[1]
-        else:
-            rest.append(text)
-    return own, rest
 
 
 def _image_paths(source: Path):
@@ -49,8 +42,8 @@ def _image_paths(source: Path):
         paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if paths:
             return paths
-        raise ConfigError("input", f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}")
-    raise ConfigError("input", f"no such file or folder: {source}")
+        raise ConfigError("--input", f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}")
+    raise ConfigError("--input", f"no such file or folder: {source}")
 
 
 def _data_info(cfg):
@@ -126,25 +119,20 @@ def main(args) -> int:
     from PIL import Image
 
     from trackformer import build_model, load_config
+    from trackformer.cli import reject_flag_spellings
     from trackformer.errors import ConfigError
     from trackformer.eval.coco import to_coco_results
     from trackformer.utils import progress, resolve_device
 
     from .inference import optimize_for_inference, unwrap
 
-    own, overrides = _split_overrides(args.overrides)
-    if "input" not in own:
-        raise ConfigError("input", "give the image or folder to run on: input=PATH")
-    try:
-        threshold = float(own.get("threshold", 0.7))
-    except ValueError:
-        raise ConfigError("threshold", f"not a number: {own['threshold']!r}") from None
-    precision = own.get("precision", "fp32")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError("precision", f"must be fp32 or bf16, got {precision!r}")
-    cfg = load_config(args.config, overrides)
-    paths = _image_paths(Path(own["input"]))
-    out_dir = Path(own.get("output") or Path(cfg.output_dir) / "detect")
+    reject_flag_spellings(args.overrides, FLAGS)
+    if args.input is None:
+        raise ConfigError("--input", "give the image or folder of images to run on")
+    threshold, precision = args.threshold, args.precision
+    cfg = load_config(args.config, args.overrides)
+    paths = _image_paths(Path(args.input))
+    out_dir = Path(args.output or Path(cfg.output_dir) / "detect")
     (out_dir / "boxes").mkdir(parents=True, exist_ok=True)
     info = _data_info(cfg)
     device = resolve_device(cfg.device)

@@ -46,3 +46,10 @@ def register_commands(register):
 
     register("detect", main, add_arguments=add_arguments,
              help="run a detector on images: COCO results JSON, drawn boxes, attention maps")
+
+
+@hookimpl
+def config_dirs():
+    from pathlib import Path
+
+    return [Path(__file__).parent / "configs"]

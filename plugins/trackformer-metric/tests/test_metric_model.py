@@ -150,10 +150,7 @@ def test_cub100_recipe_reaches_target(shared_dir, tmp_path):
     from trackformer import load_config
     from trackformer.engine.trainer import train
 
-    from pathlib import Path
-
-    config = Path(__file__).resolve().parents[3] / "configs" / "intrabatch_cub100.yaml"
-    cfg = load_config(config, [f"output_dir={tmp_path}"])
+    cfg = load_config("intrabatch_cub100", [f"output_dir={tmp_path}"])
     metrics = train(cfg)
     assert metrics["R@1"] >= 0.83
     for key in ("R@1", "R@2", "R@4", "R@8", "NMI", "MAP@R"):

@@ -24,7 +24,7 @@ class Embedder:
                  square: bool = True, batch_size: int = 64):
         from torchvision import transforms as T
 
-        from trackformer.data.retrieval import IMAGENET_MEAN, IMAGENET_STD
+        from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -68,25 +68,38 @@ def _find(path: Path):
     raise DataError(path, "no such run folder or checkpoint")
 
 
-def load_embedder(path, device: str = "cpu", config: Optional[str] = None, square: bool = True,
+def load_embedder(path=None, device: str = "cpu", config: Optional[str] = None, square: bool = True,
                   overrides: Sequence[str] = ()) -> Embedder:
     """An `Embedder` for the model trained in run folder `path` (its config.yaml, data_info.json and
-    best.pt, else last.pt), or for checkpoint `path` with `config` (default: its folder's)."""
+    best.pt, else last.pt), or for checkpoint `path` with `config` (a name or a file; default: its
+    folder's config.yaml), or, without `path`, for the model `config` builds (its `model.weights`, else
+    ImageNet features: what the tracker's appearance re-identification may use untrained)."""
     from trackformer import build, load_config
     from trackformer.checkpoint import load_model_weights
 
-    run_dir, ckpt = _find(Path(path).expanduser())
-    cfg_path = Path(config) if config else run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise DataError(cfg_path, "config not found; pass config=... for a checkpoint outside its run folder")
-    # the checkpoint holds every weight: skip the ImageNet file and any model.weights in the config
-    cfg = load_config(cfg_path, ["model.backbone.weights=null", "model.weights=null", *overrides])
+    if path is None:
+        if not config:
+            raise ConfigError("config", "load_embedder needs a run folder, a checkpoint or a config")
+        run_dir, ckpt = None, None
+    else:
+        run_dir, ckpt = _find(Path(path).expanduser())
+        if not config and not (run_dir / "config.yaml").is_file():
+            raise DataError(run_dir / "config.yaml",
+                            "config not found; pass config=... for a checkpoint outside its run folder")
+    # a checkpoint holds every weight: skip the ImageNet file and any model.weights in the config
+    skip = ["model.backbone.weights=null", "model.weights=null"] if ckpt is not None else []
+    cfg = load_config(config or run_dir / "config.yaml", [*skip, *overrides])
     if cfg.model is None or cfg.model.name != "intra_batch":
         raise ConfigError("model.name", "load_embedder needs an intra_batch model")
-    info_file = run_dir / "data_info.json"
-    data_info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-    model = build("architectures", cfg.model, data_info=data_info)
-    load_model_weights(model, ckpt, strict=True)
+    info_file = run_dir / "data_info.json" if run_dir is not None else None
+    data_info = json.loads(info_file.read_text()) if info_file is not None and info_file.is_file() else {}
+    if ckpt is None:
+        from trackformer import build_model
+
+        model = build_model(cfg, data_info={"num_classes": 1, **data_info})  # the head is not used
+    else:
+        model = build("architectures", cfg.model, data_info=data_info)
+        load_model_weights(model, ckpt, strict=True)
     image_size, resize = 224, 256
     if cfg.data is not None:
         image_size, resize = cfg.data.get("image_size", 224), cfg.data.get("resize", 256)

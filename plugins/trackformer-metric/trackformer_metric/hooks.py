@@ -43,3 +43,10 @@ def _bench(args) -> int:
 def register_commands(register):
     register("bench retrieval", _bench, add_arguments=_bench_args,
              help="retrieval table (R@K, NMI, MAP@R), JSON and a picture grid of top-k results")
+
+
+@hookimpl
+def config_dirs():
+    from pathlib import Path
+
+    return [Path(__file__).parent / "configs"]

@@ -5,8 +5,9 @@
     -> message passing over the batch [B, 512] -> BatchNorm neck -> bias-free classifier (MPN head)
     the embedding itself -> BatchNorm neck -> bias-free classifier (backbone head)
 
-At test time the MPN is dropped (`embed`), or optionally used to refine each embedding over its
-k-reciprocal neighbours (`refine`).
+At test time the MPN is dropped (`embed`), or, with `refine_k > 0`, used to refine each embedding
+over its k-reciprocal neighbours (`refine`, which the core's retrieval evaluator calls when a model
+has it).
 """
 from typing import Dict, Optional
 
@@ -34,7 +35,7 @@ class ClassifierHead(nn.Module):
 
 class IntraBatchModel(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, embed_dim: int = 512,
-                 mpn: Optional[MessagePassingNetwork] = None, pooling: str = "max", refine_k: int = 10):
+                 mpn: Optional[MessagePassingNetwork] = None, pooling: str = "max", refine_k: int = 0):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
@@ -79,22 +80,6 @@ class IntraBatchModel(nn.Module):
         return out
 
 
-def _with_resolved_weights(node):
-    """Relative backbone weights are looked up from the working directory, then from the repository
-    root (configs say `../shared/weights/...`); the backbone reports a file found in neither."""
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-
-    import trackformer
-
-    weights = node.get("weights") if node is not None else None
-    if not weights or Path(weights).expanduser().is_absolute() or Path(weights).is_file():
-        return node
-    in_repo = Path(trackformer.__file__).resolve().parents[1] / weights
-    return OmegaConf.merge(node, {"weights": str(in_repo)}) if in_repo.is_file() else node
-
-
 def build(settings: IntraBatchConfig, data_info=None, **deps) -> IntraBatchModel:
     """The `intra_batch` architecture from its settings; `num_classes` from the data unless set."""
     from trackformer import build as build_component
@@ -103,7 +88,7 @@ def build(settings: IntraBatchConfig, data_info=None, **deps) -> IntraBatchModel
     num_classes = settings.num_classes or (data_info or {}).get("num_classes")
     if not num_classes:
         raise ConfigError("num_classes", "unknown: set it or train on a data set that reports num_classes")
-    backbone = build_component("backbones", _with_resolved_weights(settings.backbone))
+    backbone = build_component("backbones", settings.backbone)  # a relative weights path is from the working directory
     mpn = None
     if settings.mpn_layers > 0:
         mpn = MessagePassingNetwork(settings.embed_dim, settings.mpn_layers, settings.mpn_heads, settings.mpn_ffn,

@@ -17,7 +17,7 @@ class IntraBatchConfig:
     mpn_heads: int = 2
     mpn_ffn: int = 2048
     mpn_dropout: float = 0.1
-    refine_k: int = 10  # test-time reciprocal-neighbour refinement size (used when evaluator.refine)
+    refine_k: int = 0  # test-time refinement over k reciprocal neighbours (the paper's optional step; 0: off)
     weights: Optional[str] = None  # a trained checkpoint to start from / evaluate
     weights_strict: bool = True
 

@@ -26,14 +26,14 @@ def test_track_mot17_mini_writes_files_that_eval_mot_accepts(shared_dir, tmp_pat
     from trackformer import build_model, load_config
 
     mini = shared_dir / "data" / "MOT17-mini" / "train"
-    cfg = load_config(REPO / "configs" / "trackformer_mot17.yaml", TINY)
+    cfg = load_config("trackformer_mot17", TINY)
     torch.manual_seed(0)
     model = build_model(cfg, data_info={"num_classes": 1})
     weights = tmp_path / "w.pt"
     torch.save({"model": model.state_dict()}, weights)
     out = tmp_path / "out"
-    trackformer("track", REPO / "configs" / "trackformer_mot17.yaml", *TINY, f"model.weights={weights}",
-                f"data={mini}",
+    trackformer("track", "trackformer_mot17", *TINY, f"model.weights={weights}",
+                "--input", mini,
                 # an untrained model scores low: a zero threshold makes it write tracks anyway
                 "evaluator.tracker.detection_threshold=0.0", "evaluator.tracker.track_threshold=0.0",
                 "-o", out, "--max-frames", 3, "--render", "gif")
@@ -54,7 +54,7 @@ def test_track_mot17_mini_writes_files_that_eval_mot_accepts(shared_dir, tmp_pat
 
 @pytest.mark.slow
 def test_synthetic_config_reaches_its_targets(tmp_path):
-    trackformer("run", REPO / "configs" / "trackformer_synthetic.yaml", f"output_dir={tmp_path}", timeout=3600)
+    trackformer("run", "trackformer_synthetic", f"output_dir={tmp_path}", timeout=3600)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["MOTA"] >= 0.80 and metrics["IDF1"] >= 0.80
     assert metrics["IDF1"] >= metrics["baseline/IDF1"]
@@ -65,21 +65,21 @@ def test_configs_validate(name):
     from trackformer import load_config
     from trackformer.errors import ConfigError
 
-    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    cfg = load_config(name)
     assert cfg.model.name == "trackformer" and cfg.evaluator.name == "mot_tracking"
     assert cfg.evaluator.tracker.detection_threshold == 0.4 and cfg.evaluator.tracker.track_nms == 0.9
     assert cfg.model.fn_prob == 0.4 and cfg.model.fp_prob == 0.1
     with pytest.raises(ConfigError, match="model.fn_prob"):
         from trackformer import build_model
 
-        build_model(load_config(REPO / "configs" / f"{name}.yaml", ["model.fn_prob=1.5"]), data_info={"num_classes": 1})
+        build_model(load_config(name, ["model.fn_prob=1.5"]), data_info={"num_classes": 1})
 
 
 def test_static_pairs_config_builds_from_coco(shared_dir):
     from trackformer import build_dataset, load_config
 
     coco = shared_dir / "data" / "coco128"
-    cfg = load_config(REPO / "configs" / "trackformer_crowdhuman.yaml",
+    cfg = load_config("trackformer_crowdhuman",
                       [f"data.image_dir={coco / 'images' / 'train2017'}",
                        f"data.ann_file={coco / 'annotations' / 'instances_train2017.json'}", "data.scales=[128]",
                        "data.max_size=200"])
@@ -105,7 +105,7 @@ def test_appearance_reid_with_the_metric_plugin_embeddings(shared_dir):
         pytest.skip("metric plugin not registered")
     from omegaconf import OmegaConf
 
-    node = OmegaConf.create({"name": "mot_tracking", "reid_model": str(REPO / "configs" / "intrabatch_cub100.yaml"),
+    node = OmegaConf.create({"name": "mot_tracking", "reid_model": "intrabatch_cub100",
                              "tracker": {"reid_appearance": True}})
     from trackformer.config import validate_component
 
@@ -134,14 +134,14 @@ def test_fine_tune_from_a_detr_plugin_checkpoint(tmp_path):
     from trackformer import build, build_model, load_config
     from trackformer.config import validate_component
 
-    cfg = load_config(REPO / "configs" / "trackformer_synthetic.yaml")
+    cfg = load_config("trackformer_synthetic")
     m = OmegaConf.to_container(cfg.model)
     node = {"name": "detr", "num_classes": 3, **{k: m[k] for k in ("backbone", "encoder", "decoder", "hidden_dim",
                                                                     "num_queries")}}
     detr = build("architectures", validate_component(OmegaConf.create(node), "architectures", "model"),
                  data_info={"num_classes": 3})
     torch.save({"model": detr.state_dict()}, tmp_path / "detr.pt")
-    model = build_model(load_config(REPO / "configs" / "trackformer_synthetic.yaml",
+    model = build_model(load_config("trackformer_synthetic",
                                     [f"model.weights={tmp_path / 'detr.pt'}", "model.weights_strict=false"]),
                         data_info={"num_classes": 1})
     own, ref = model.state_dict(), detr.state_dict()

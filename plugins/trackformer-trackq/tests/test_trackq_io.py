@@ -3,7 +3,6 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ from trackformer_trackq.online import read_public_detections, write_results
 from trackformer_trackq.render import colour, render
 from trackformer_trackq.sequences import MOTFramePairs, PairTransform, StaticImagePairs
 from trackformer_trackq.synthetic import SyntheticConfig, generate_dataset
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +117,8 @@ def test_results_roundtrip_and_render(syn, tmp_path):
 
 @pytest.mark.slow
 def test_track_command_writes_results_metrics_and_gif(syn, tmp_path):
-    cmd = [sys.executable, "-m", "trackformer", "track", str(REPO / "configs" / "trackformer_synthetic.yaml"),
-           f"data={syn / 'test'}", f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
+    cmd = [sys.executable, "-m", "trackformer", "track", "trackformer_synthetic",
+           "--input", str(syn / 'test'), f"output_dir={tmp_path}", "-o", str(tmp_path / "out"), "--baseline"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
@@ -149,7 +146,7 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
     metrics = ev.evaluate(model, ds, "cpu", tmp_path)
     assert set(metrics) == {"MOTA", "IDF1", "HOTA", "IDSW", "baseline/MOTA", "baseline/IDF1", "baseline/HOTA",
                             "baseline/IDSW"}
-    for kind, prefix in (("trackformer", ""), ("baseline", "baseline/")):
+    for kind, prefix in (("results", ""), ("baseline", "baseline/")):
         files = tmp_path / "tracking" / kind
         assert (files / "SYN-test-00.txt").stat().st_size > 0
         ref = evaluate_mot(syn / "test", files, "MOT17")["COMBINED"]
@@ -157,8 +154,22 @@ def test_evaluator_tracks_both_ways_and_scores_with_the_core(syn, tmp_path):
     assert Image.open(tmp_path / "tracking" / "render" / "SYN-test-00.gif").n_frames == 12
 
 
+def test_track_options_spelled_as_config_keys_get_a_one_line_hint(tmp_path):
+    """`key=value` is only ever a config key: `data=PATH` (the old input spelling) names --input."""
+    for old, hint in [("data=MOT17/train", "use --input MOT17/train"), ("input=video.mp4", "use --input video.mp4"),
+                      ("output=out", "use --output out")]:
+        proc = subprocess.run([sys.executable, "-m", "trackformer", "track", "trackformer_synthetic", old],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2
+        assert proc.stderr.splitlines() == [f"trackformer: error: {old!r} is not a config key; {hint}"]
+    proc = subprocess.run([sys.executable, "-m", "trackformer", "track", "trackformer_synthetic",
+                           f"output_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "trackformer: error: --input: name the input: a sequence folder, a MOTChallenge root, images or a video"]
+
+
 def test_misspelled_nested_tracker_setting_is_one_line_with_its_own_keys(tmp_path):
-    cmd = [sys.executable, "-m", "trackformer", "run", str(REPO / "configs" / "trackformer_synthetic.yaml"),
+    cmd = [sys.executable, "-m", "trackformer", "run", "trackformer_synthetic",
            f"output_dir={tmp_path}", "evaluator.sort.max_ag=3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -1,7 +1,5 @@
 """TrackFormer's settings reuse DETR's, the architecture names the matcher and loss it works with,
 and a forward leaves no per-call state on the module."""
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -10,8 +8,7 @@ from trackformer.errors import ConfigError
 from trackformer_detr.settings import DETRConfig
 from trackformer_trackq.settings import TrackFormerConfig
 
-ROOT = Path(__file__).resolve().parents[3]
-SYNTHETIC = ROOT / "configs" / "trackformer_synthetic.yaml"
+SYNTHETIC = "trackformer_synthetic"
 
 
 def test_trackformer_settings_extend_detr_settings():

@@ -1,11 +1,13 @@
-"""The tracking evaluator of a training run: tracks every held-out sequence with the TrackFormer
-tracker AND with the SORT baseline on the same detector, writes MOTChallenge result files
-(`<output_dir>/tracking/{trackformer,baseline}/<seq>.txt`, optionally GIFs in `tracking/render/`) and
-scores both with the core's MOT
-evaluator (TrackEval metrics). Keys: `MOTA, IDF1, HOTA, IDSW` and `baseline/<key>`.
+"""The one tracking routine, shared by `trackformer track` and the `mot_tracking` evaluator of a
+training run: tracks every sequence with the TrackFormer tracker and, optionally, with the SORT
+baseline on the same detector, writes MOTChallenge result files (`<out>/results/<SEQ>.txt`,
+`<out>/baseline/<SEQ>.txt`), optionally renders the tracks (`<out>/render/<SEQ>.gif`), and scores
+both with the core's MOT evaluator (TrackEval metrics). Keys: `MOTA, IDF1, HOTA, IDSW` and
+`baseline/<key>`. A training run's evaluator writes under `<output_dir>/tracking/`.
 """
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from . import online
 from .settings import TrackerConfig, TrackingEvalConfig
@@ -13,61 +15,77 @@ from .settings import TrackerConfig, TrackingEvalConfig
 KEYS = ("MOTA", "IDF1", "HOTA", "IDSW")
 
 
-def frames_of(seq: Dict):
-    from PIL import Image
-
-    for i, path in enumerate(seq["frames"]):
-        with Image.open(path) as im:
-            yield i + 1, im.convert("RGB")
-
-
 class TrackingEvaluator:
     def __init__(self, cfg: TrackingEvalConfig, embed=None):
         self.cfg = cfg
         self.embed = embed
 
-    def evaluate(self, model, dataset, device, output_dir) -> Dict[str, float]:
-        from trackformer.eval.mot import evaluate_mot
+    def tracker_settings(self, public: bool = False) -> TrackerConfig:
+        """The tracker's settings; public detections when the evaluator, the tracker or `public` asks."""
+        on = public or self.cfg.public_detections or self.cfg.tracker.public_detections
+        return replace(self.cfg.tracker, public_detections=on)
+
+    def track(self, model, sources: List, device, out, baseline: Optional[bool] = None,
+              render: Optional[str] = None, public: bool = False, timing: Optional[online.Timing] = None):
+        """Tracks each `inputs.Source` into `out/results` (and `out/baseline`, `out/render/*.{render}`)."""
+        from trackformer.errors import DataError
         from trackformer.utils import progress
 
+        from .render import render as render_tracks
         from .sort import Sort
         from .tracker import Tracker
 
-        cfg = self.cfg
-        out = Path(output_dir) / "tracking"
+        cfg, out = self.cfg, Path(out)
+        baseline = cfg.baseline if baseline is None else baseline
+        tracker = Tracker(self.tracker_settings(public), embed=self.embed)
+        was_training = model.training
+        for src in sources:
+            public_dets = None
+            if tracker.cfg.public_detections:
+                if src.seq_dir is None:
+                    raise DataError(src.name, "public detections need a MOTChallenge sequence with det/det.txt")
+                public_dets = online.read_public_detections(src.seq_dir)
+            bar = iter(progress(range(src.num_frames), total=src.num_frames, desc=f"track {src.name}"))
+            rows = online.track_sequence(model, src.frames(), tracker, cfg.size, cfg.max_size, device,
+                                         public_dets=public_dets, timing=timing, on_frame=lambda f: next(bar, None))
+            for _ in bar:  # finish the bar when the frame count was an estimate
+                pass
+            online.write_results(rows, out / "results" / f"{src.name}.txt")
+            if baseline:
+                base = online.sort_sequence(model, src.frames(), Sort(cfg.sort), cfg.size, cfg.max_size, device)
+                online.write_results(base, out / "baseline" / f"{src.name}.txt")
+            if render:
+                render_tracks(src.frames(), rows, out / "render" / f"{src.name}.{render}", fps=src.fps)
+        model.train(was_training)
+
+    @staticmethod
+    def scorable(sources: List) -> bool:
+        """Every source a MOTChallenge sequence with ground truth, all in one folder."""
+        return bool(sources) and all(s.has_gt for s in sources) and len({s.seq_dir.parent for s in sources}) == 1
+
+    def score(self, sources: List, out, baseline: Optional[bool] = None) -> Dict[str, float]:
+        from trackformer.eval.mot import evaluate_mot
+
+        if not self.scorable(sources):
+            raise ValueError("scoring needs MOTChallenge sequences with gt/gt.txt in one parent folder")
+        baseline = self.cfg.baseline if baseline is None else baseline
+        names, gt_root, out = [s.seq_dir.name for s in sources], sources[0].seq_dir.parent, Path(out)
+        metrics = _pick(evaluate_mot(gt_root, out / "results", self.cfg.benchmark, names))
+        if baseline:
+            base = _pick(evaluate_mot(gt_root, out / "baseline", self.cfg.benchmark, names))
+            metrics.update({f"baseline/{k}": v for k, v in base.items()})
+        return metrics
+
+    def evaluate(self, model, dataset, device, output_dir) -> Dict[str, float]:
+        from .inputs import sequence_source
+
         sequences = getattr(dataset, "sequences", None)
         if not sequences:
             raise ValueError("the tracking evaluator needs a data set of MOTChallenge sequences")
-        tcfg = TrackerConfig(**{**vars(cfg.tracker), "public_detections": cfg.public_detections})
-        tracker = Tracker(tcfg, embed=self.embed)
-        model_was_training = model.training
-        names: List[str] = []
-        for seq in sequences:
-            name = seq["dir"].name
-            names.append(name)
-            public = online.read_public_detections(seq["dir"]) if cfg.public_detections else None
-            bar = iter(progress(range(len(seq["frames"])), desc=f"track {name}"))
-            rows = online.track_sequence(model, frames_of(seq), tracker, cfg.size, cfg.max_size, device,
-                                         public_dets=public, on_frame=lambda f: next(bar, None))
-            online.write_results(rows, out / "trackformer" / f"{name}.txt")
-            if cfg.render:
-                from .render import render
-
-                render(frames_of(seq), rows, out / "render" / f"{name}.gif", fps=seq.get("frame_rate") or 10.0)
-            if cfg.baseline:
-                rows = online.sort_sequence(model, frames_of(seq), Sort(cfg.sort), cfg.size, cfg.max_size,
-                                            device)
-                online.write_results(rows, out / "baseline" / f"{name}.txt")
-        if model_was_training:
-            model.train()
-        gt_root = sequences[0]["dir"].parent
-        if any(Path(s["dir"]).parent != gt_root for s in sequences):
-            raise ValueError("evaluated sequences must share one parent folder")
-        metrics = _pick(evaluate_mot(gt_root, out / "trackformer", cfg.benchmark, names))
-        if cfg.baseline:
-            base = _pick(evaluate_mot(gt_root, out / "baseline", cfg.benchmark, names))
-            metrics.update({f"baseline/{k}": v for k, v in base.items()})
-        return metrics
+        sources = [sequence_source(Path(seq["dir"])) for seq in sequences]
+        out = Path(output_dir) / "tracking"
+        self.track(model, sources, device, out, render="gif" if self.cfg.render else None)
+        return self.score(sources, out)
 
 
 def _pick(result: Dict) -> Dict[str, float]:
@@ -76,9 +94,11 @@ def _pick(result: Dict) -> Dict[str, float]:
     return {k: float(flat[k]) for k in KEYS}
 
 
-def build(settings: TrackingEvalConfig, **deps) -> TrackingEvaluator:
+def build(settings: TrackingEvalConfig, device="cpu", **deps) -> TrackingEvaluator:
     """The `mot_tracking` evaluator; with `tracker.reid_appearance`, the embedding model it names."""
-    from .reid import load_embedder
+    from .reid import appearance_embedder
 
-    embed = load_embedder(settings.reid_model, settings.reid_weights) if settings.tracker.reid_appearance else None
+    embed = None
+    if settings.tracker.reid_appearance:
+        embed = appearance_embedder(settings.reid_model, settings.reid_weights, device)
     return TrackingEvaluator(settings, embed=embed)

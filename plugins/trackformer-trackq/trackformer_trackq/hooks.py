@@ -80,3 +80,10 @@ def register_commands(register):
 
     register("track", main, add_arguments=add_arguments,
              help="track sequences, MOT roots, image folders or videos; results, metrics, rendering")
+
+
+@hookimpl
+def config_dirs():
+    from pathlib import Path
+
+    return [Path(__file__).parent / "configs"]

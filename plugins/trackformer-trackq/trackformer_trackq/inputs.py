@@ -35,7 +35,8 @@ def _image_frames(files: List[Path]):
     return frames
 
 
-def _sequence(seq_dir: Path, max_frames: Optional[int]) -> Source:
+def sequence_source(seq_dir: Path, max_frames: Optional[int] = None) -> Source:
+    """A MOTChallenge sequence folder (img1/, seqinfo.ini; gt/ and det/ when present)."""
     from trackformer.data import mot
 
     info = mot.read_sequence_info(seq_dir)
@@ -84,12 +85,12 @@ def open_inputs(path, max_frames: Optional[int] = None) -> List[Source]:
             raise DataError(path, f"not a video file ({', '.join(VIDEO_EXTS)}) or a folder")
         return [_video(path, max_frames)]
     if (path / "img1").is_dir():
-        return [_sequence(path, max_frames)]
+        return [sequence_source(path, max_frames)]
     seqs = sorted(p for p in path.iterdir() if (p / "img1").is_dir())
     if not seqs:  # a MOT root with split folders (train/, test/)
         seqs = sorted(q for p in sorted(path.iterdir()) if p.is_dir() for q in p.iterdir() if (q / "img1").is_dir())
     if seqs:
-        return [_sequence(s, max_frames) for s in seqs]
+        return [sequence_source(s, max_frames) for s in seqs]
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise DataError(path, "no MOTChallenge sequence, image or video found here")

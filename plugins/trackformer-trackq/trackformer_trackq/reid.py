@@ -1,5 +1,6 @@
-"""Appearance embeddings for re-identifying inactive tracks, from a trained metric-learning model
-(the intra-batch metric plugin) whose model offers `embed(images [N,3,h,w]) -> [N, D]`."""
+"""Appearance embeddings for re-identifying inactive tracks, served by the metric-learning plugin's
+`trackformer_metric.embed.load_embedder` (the one loader of a trained embedding model): the tracker
+hands it crops in [0, 1], normalized here as the model was trained."""
 from typing import Callable, Optional
 
 import torch
@@ -7,28 +8,26 @@ import torch
 from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
-def load_embedder(config: Optional[str], weights: Optional[str] = None, device="cpu") -> Callable:
-    """A callable mapping crops in [0, 1] to embeddings, from a run config (and optional weights,
-    else the config's `model.weights`)."""
-    from trackformer import build_model, load_config
+def appearance_embedder(config: Optional[str], weights: Optional[str] = None, device="cpu") -> Callable:
+    """A callable mapping crops [N, 3, h, w] in [0, 1] to embeddings [N, D], from the metric model of
+    `weights` (a run folder or a checkpoint; `config` defaults to the run's config.yaml) or, without
+    weights, the model `config` builds (its `model.weights`, else ImageNet features)."""
     from trackformer.errors import ConfigError
 
-    if not config:
-        raise ConfigError("evaluator.reid_model", "tracker.reid_appearance needs a metric-learning config "
-                                                  "(evaluator.reid_model=PATH, the model offering embed())")
-    overrides = [f"model.weights={weights}"] if weights else []
-    cfg = load_config(config, overrides)
-    model = build_model(cfg, data_info={"num_classes": 1})
-    if not hasattr(model, "embed"):
-        raise ConfigError("evaluator.reid_model", f"the model of {config} has no embed(images) method")
-    model.eval().to(device)
-    mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]
+    if not config and not weights:
+        raise ConfigError("evaluator.reid_model", "tracker.reid_appearance needs a metric-learning model: "
+                                                  "evaluator.reid_weights=RUN_DIR and/or evaluator.reid_model=CONFIG",
+                          full=True)
+    try:
+        from trackformer_metric.embed import load_embedder
+    except ImportError:
+        raise ConfigError("evaluator.tracker.reid_appearance", "appearance re-identification needs the "
+                          "metric-learning plugin (pip install trackformer-metric)", full=True) from None
+    embedder = load_embedder(weights, device, config=config)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
 
-    @torch.no_grad()
     def embed(crops: torch.Tensor) -> torch.Tensor:  # [N, 3, h, w] in [0, 1] -> [N, D]
-        if len(crops) == 0:
-            return torch.zeros(0, 1)
-        return model.embed((crops.to(device) - mean) / std).float().cpu()
+        return embedder((crops.cpu() - mean) / std)
 
     return embed

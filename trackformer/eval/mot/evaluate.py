@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional, Tuple, Union
 
 from ...data.mot import Tracks, list_sequences, read_gt, read_results, read_sequence_info, results_path
-from ...errors import ConfigError, DataError
+from ...errors import DataError
 from ...utils import progress
 from .clear import clear_combine, clear_final, clear_sequence
 from .hota import hota_combine, hota_final, hota_sequence
 from .identity import identity_combine, identity_final, identity_sequence
-from .prepare import BENCHMARKS, prepare_sequence
+from .prepare import check_benchmark, prepare_sequence
 
 COMBINED = "COMBINED"
 
@@ -47,8 +47,7 @@ def evaluate_sequences(data: Dict[str, Union[Tuple[Tracks, Tracks, int], Callabl
     """In-memory entry point (the tracking plugin's evaluator): {name: (gt, results, num_frames)} ->
     {name: metrics, ..., "COMBINED": metrics}. A value may also be a callable returning the tuple,
     so that only one sequence is held in memory at a time."""
-    if benchmark not in BENCHMARKS:
-        raise ConfigError("benchmark", f"must be one of {', '.join(BENCHMARKS)}, not {benchmark!r}")
+    check_benchmark(benchmark)
     raw = {}
     for name in progress(list(data), desc="evaluating sequences"):
         item = data[name]
@@ -89,8 +88,6 @@ def evaluate_mot(gt_root, results_dir, benchmark: str = "MOT17", sequences: Opti
                  missing_ok: bool = False) -> Dict[str, Dict[str, float]]:
     """Evaluate `<results_dir>/<SEQ>.txt` against `<gt_root>/<SEQ>/gt/gt.txt` for every sequence
     (or the ones named). A missing results file is an error, or with `missing_ok` an empty tracking."""
-    if benchmark not in BENCHMARKS:
-        raise ConfigError("benchmark", f"must be one of {', '.join(BENCHMARKS)}, not {benchmark!r}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise DataError(results_dir, "results folder not found")

@@ -131,10 +131,15 @@ def _remove_distractor_matches(gt, gt_order, g, t, s, gt_start, trk_start, distr
     return mt[is_distractor[mg]]
 
 
-def prepare_sequence(gt, trk, num_frames: int, benchmark: str = "MOT17") -> Prepared:
-    """gt, trk: `trackformer.data.mot.Tracks` of one sequence (validated by the readers)."""
+def check_benchmark(benchmark: str):
+    """The one check of a benchmark name (the entry points call it before any work)."""
     if benchmark not in BENCHMARKS:
         raise ConfigError("benchmark", f"must be one of {', '.join(BENCHMARKS)}, not {benchmark!r}")
+
+
+def prepare_sequence(gt, trk, num_frames: int, benchmark: str = "MOT17") -> Prepared:
+    """gt, trk: `trackformer.data.mot.Tracks` of one sequence (validated by the readers)."""
+    check_benchmark(benchmark)
     bad = trk.cls > 1
     if bad.any():
         i = int(np.argmax(bad))
