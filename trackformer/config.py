@@ -128,6 +128,11 @@ def validate(raw: DictConfig, schema=RunConfig) -> DictConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as error:
         raise _config_error(error, prefix="") from None
+    if schema is RunConfig:  # until every schema node is instantiated: TrainConfig.__post_init__'s checks
+        try:
+            OmegaConf.to_object(cfg.train)
+        except ConfigError as error:
+            raise ConfigError(f"train.{error.key}", error.message) from None
     return cfg
 
 
