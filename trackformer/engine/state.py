@@ -34,9 +34,6 @@ class TrainState:
     loss_sums: Dict[str, float] = field(default_factory=dict)  # this epoch's loss terms, summed
     log_lines: int = 0  # lines of metrics.jsonl at the time of the checkpoint
 
-    def improves(self, value: float, mode: str) -> bool:
-        return self.best is None or (value > self.best if mode == "max" else value < self.best)
-
     def state_dict(self) -> Dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),

@@ -117,13 +117,7 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
             val = evaluate(evaluator, model, val_set, device, run, f"val epoch {epoch + 1}")
             run.log({"epoch": epoch + 1, "step": state.global_step, **{f"val/{k}": v for k, v in val.items()}})
             hook.on_eval_end(run=run, epoch=epoch + 1, metrics=val)
-            if tc.best_metric not in val:
-                raise ConfigError("train.best_metric", f"{tc.best_metric!r} is not among the validation "
-                                                       f"metrics: {', '.join(sorted(val))}")
-            is_best = state.improves(val[tc.best_metric], tc.best_mode)
-            if is_best:
-                state.best = val[tc.best_metric]
-                state.metrics.update({f"val/{k}": v for k, v in val.items()}, best_epoch=epoch + 1)
+            is_best = keep_if_best(state, val, tc.best_metric, tc.best_mode, epoch + 1)
         state.epoch, state.batch_in_epoch = epoch + 1, 0
         save(run, state, is_best)
         dist.barrier()
@@ -193,6 +187,19 @@ def train_one_epoch(state: TrainState, model, criterion, loader, device, autocas
             break
     state.loss_sums = {}
     return {k: v / max(1, done) for k, v in sums.items()}
+
+
+def keep_if_best(state: TrainState, val: Dict[str, float], best_metric: str, mode: str, epoch: int) -> bool:
+    """Whether `val` is the best validation so far; if so its metrics become the run's `val/*`."""
+    if best_metric not in val:
+        raise ConfigError("train.best_metric", f"{best_metric!r} is not among the validation metrics: "
+                                               f"{', '.join(sorted(val))}")
+    value = val[best_metric]
+    if state.best is not None and not (value > state.best if mode == "max" else value < state.best):
+        return False
+    state.best = value
+    state.metrics.update({f"val/{k}": v for k, v in val.items()}, best_epoch=epoch)
+    return True
 
 
 def save(run: Run, state: TrainState, is_best: bool = False):
