@@ -24,7 +24,7 @@ def _error_line(result):
     ("model.name=toy_required", ["model.width", "required value is missing"]),   # missing required value
     ("data.root=/nonexistent/dir", ["data.root", "/nonexistent/dir"]),           # missing data path
     ("loss=", ["loss.name", "unknown loss ''"]),
-    ("train.amp=fp32", ["train.amp", "must be null (float32), bf16 or fp16, got 'fp32'"]),
+    ("train.amp=fp32", ["train.amp", "Invalid value 'fp32', expected one of ['bf16', 'fp16']"]),
     ("train.amp=fp16", ["train.amp", "fp16 needs a CUDA device (device is cpu); use bf16"]),
     ("loss=[1,2]", ["loss:", "must be a mapping with a 'name' key", "registered: toy_mse"]),
 ])

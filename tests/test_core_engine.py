@@ -67,14 +67,25 @@ def test_to_float32_casts_nested_half_tensors_and_keeps_autograd():
     assert torch.equal(w.grad, torch.full((3,), 2.0))
 
 
-def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+def _jsonl(run_dir, drop=("time", "epoch_seconds")):
+    """metrics.jsonl without its wall-clock fields (the only ones that differ between two runs)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(ln).items() if k not in drop} for ln in lines]
+
+
+def test_sigkill_then_resume_gives_the_same_weights_and_metrics(tmp_path):
     args = ["run", TOY, "model.dropout=0.3", "train.checkpoint_every=3", "train.epochs=3"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert cli(*args, f"output_dir={straight}").returncode == 0
-    result = cli(*args, f"output_dir={killed}", env={"TOY_KILL_AT_FORWARD": "13"})
+    # killed at the 15th forward: step 14 was logged after the checkpoint of step 12
+    result = cli(*args, f"output_dir={killed}", env={"TOY_KILL_AT_FORWARD": "15"})
     assert result.returncode == -signal.SIGKILL, result.stderr
     before = torch.load(killed / "last.pt", weights_only=True)
     assert (before["epoch"], before["batch_in_epoch"]) == (1, 4)  # 8 batches an epoch, saved at step 12
+    assert [ln["step"] for ln in _jsonl(killed) if "loss" in ln][-1] == 14
+    # what a kill during a checkpoint or metrics write leaves behind
+    for stale in (".last.pt.k1ll3d.tmp", ".metrics.json.tmp"):
+        (killed / stale).write_bytes(b"half a file")
     resumed = cli(*args, f"output_dir={killed}", "resume=true")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr
@@ -82,8 +93,13 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert json.loads((straight / "metrics.json").read_text())["mse"] == \
-        json.loads((killed / "metrics.json").read_text())["mse"]
+    # metrics.json holds no wall-clock value: equal as a whole, best_epoch and val/* included
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert {"best_epoch", "val/mse", "mse", "train_steps"} <= set(metrics)
+    assert metrics == json.loads((straight / "metrics.json").read_text())
+    # every step logged once, every value as in the uninterrupted run (epoch means included)
+    assert _jsonl(killed) == _jsonl(straight)
+    assert not list(killed.glob(".*.tmp"))
 
 
 def test_corrupt_and_unsafe_checkpoints_are_refused(tmp_path):
@@ -91,7 +107,8 @@ def test_corrupt_and_unsafe_checkpoints_are_refused(tmp_path):
     out.mkdir()
     (out / "last.pt").write_bytes(b"\x80\x04 this is not a checkpoint")
     line = cli("run", TOY, f"output_dir={out}", "resume=true").stderr.strip().splitlines()[-1]
-    assert line.startswith("trackformer: error:") and "last.pt" in line
+    assert line == (f"trackformer: error: {out / 'last.pt'}: corrupt checkpoint: truncated, or not a file "
+                    "written by torch.save")  # damaged, not malicious
 
     class Evil:
         def __reduce__(self):
@@ -100,7 +117,10 @@ def test_corrupt_and_unsafe_checkpoints_are_refused(tmp_path):
     torch.save({"model": Evil()}, out / "last.pt")
     result = cli("run", TOY, f"output_dir={out}", "resume=true")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "would run code" in result.stderr and "pwned" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"trackformer: error: {out / 'last.pt'}: refused: the file holds objects that would run code when "
+        "unpickled (only tensors and plain containers are loaded)")
+    assert "pwned" not in result.stdout
 
 
 def test_weights_loading_strict_and_fine_tune(tmp_path):
@@ -115,18 +135,38 @@ def test_weights_loading_strict_and_fine_tune(tmp_path):
     assert loose.returncode == 0, loose.stderr
 
 
+def _torchrun(*args, nproc=2):
+    """`torchrun --nproc_per_node 2 -m trackformer -p toy_plugin ARGS` on CPU (gloo), this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "CI": "1", "OMP_NUM_THREADS": "1", "TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "trackformer", "-p", "toy_plugin", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=TESTS, timeout=300)
+
+
 def test_two_process_ddp_matches_one_process_on_the_combined_batch(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert cli("run", TOY, f"output_dir={one}", "train.batch_size=8").returncode == 0
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "CI": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trackformer", "-p", "toy_plugin", "run", str(TOY), f"output_dir={two}", "train.batch_size=4"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=TESTS, timeout=300)
+    result = _torchrun("run", TOY, f"output_dir={two}", "train.batch_size=4")
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = _weights(one), _weights(two)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert json.loads((two / "metrics.json").read_text())["train_steps"] == 24
+
+
+def test_compare_variants_under_two_process_ddp(tmp_path):
+    """Every process trains every variant (a variant is another `fit`, not a call made by rank 0 alone)."""
+    out = tmp_path / "run"
+    result = _torchrun("run", TOY, f"output_dir={out}", "train.epochs=1", "train.batch_size=4",
+                       "compare={small: [model.hidden=2]}", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert json.loads(result.stdout) == metrics  # printed once, by the main process
+    assert metrics["train_steps"] == metrics["small/train_steps"] == 8  # 64 samples / (2 x 4) per step
+    small = json.loads((out / "small" / "metrics.json").read_text())
+    assert metrics["small/mse"] == small["mse"] and metrics["small/best_epoch"] == 1
+    assert torch.load(out / "small" / "last.pt", weights_only=True)["model"]["backbone.weight"].shape == (2, 8)
 
 
 def test_compare_variants_and_untrained_metrics(tmp_path):

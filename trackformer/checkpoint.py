@@ -1,64 +1,97 @@
 """Checkpoints: written atomically (temporary file + rename), read with `weights_only=True`, so a run
-killed at any moment leaves the previous checkpoint intact and no checkpoint file can run code."""
-import os
-import tempfile
+killed at any moment leaves the previous checkpoint intact and no checkpoint file can run code.
+
+Reading tells apart a damaged file ("corrupt checkpoint") from one that is intact but holds objects
+whose unpickling would call code ("refused"), and refuses model weights holding NaN or Inf."""
+import io
+import pickle
+import pickletools
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
+from .atomic import atomic_write
 from .errors import DataError
 
 PathLike = Union[str, Path]
+
+CORRUPT = "corrupt checkpoint: truncated, or not a file written by torch.save"
+UNSAFE = ("refused: the file holds objects that would run code when unpickled (only tensors and plain "
+          "containers are loaded)")
 
 
 def save_checkpoint(obj: Any, path: PathLike) -> Path:
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def load_checkpoint(path: PathLike, map_location="cpu") -> Any:
     """Load a checkpoint safely; a missing, corrupt or code-carrying file is a one-line `DataError`."""
-    import pickle
-
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
-        if "Weights only load failed" in str(error) or "Unsupported" in str(error) or "global" in str(error):
-            raise DataError(path, "refused: the file holds objects that would run code when unpickled "
-                                  "(only tensors and plain containers are loaded)") from None
-        raise DataError(path, f"not a valid checkpoint ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(path, f"corrupt or truncated checkpoint ({reason})") from None
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # the weights-only unpickler refuses both unknown globals and garbage: only an intact
+        # pickle stream can be said to carry code
+        raise DataError(path, UNSAFE if _intact_pickle(path) else CORRUPT) from None
+    except Exception:  # zip reader, EOF, unknown persistent ids...: the file is damaged
+        raise DataError(path, CORRUPT) from None
+
+
+def _intact_pickle(path: Path) -> bool:
+    """Whether the pickles of a torch.save file parse to the end (zip format: `data.pkl`; the legacy
+    format: magic number, protocol, system info, then the object)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+                streams, count = io.BytesIO(archive.read(name)) if name else None, 1
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return False
+    else:
+        streams, count = io.BytesIO(path.read_bytes()), 4
+    if streams is None:
+        return False
+    try:
+        for _ in range(count):
+            for _op in pickletools.genops(streams):  # raises on a bad opcode or a missing STOP
+                pass
+    except Exception:
+        return False
+    return True
+
+
+def check_finite(state: Dict[str, Any], path: PathLike):
+    """Refuse model weights holding NaN or Inf (a diverged run), naming the first bad tensor."""
+    import torch
+
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            what = "NaN" if torch.isnan(value).any() else "Inf"
+            raise DataError(path, f"refused: weight {key!r} holds {what} (saved from a diverged run?)")
 
 
 def model_state_from(obj: Any, path: PathLike) -> Dict[str, Any]:
-    """The state dict in a checkpoint: a `model` entry (official DETR, our own runs) or a bare dict."""
+    """The state dict in a checkpoint: a `model` entry (official DETR, our own runs) or a bare dict;
+    its floating-point tensors are checked to be finite."""
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        check_finite(obj["model"], path)
         return obj["model"]
     if isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj):
         import torch
 
         if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            check_finite(obj, path)
             return obj
     raise DataError(path, "no model weights found: expected a state dict or a dict with a 'model' entry")
 

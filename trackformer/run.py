@@ -1,7 +1,6 @@
 """The run directory: resolved config, environment record, metric logs and checkpoints."""
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -11,7 +10,9 @@ from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .checkpoint import save_checkpoint
+from .errors import ConfigError
 
 
 def _jsonable(value: Any) -> Any:
@@ -22,10 +23,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, obj: Any):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def write_metrics(output_dir, metrics: Dict[str, Any]):
+    """`metrics.json`: the run's final metrics, keys sorted, non-finite values as null."""
+    write_json_atomic(Path(output_dir) / "metrics.json", {k: _jsonable(v) for k, v in sorted(metrics.items())})
 
 
 class Run:
@@ -38,15 +38,28 @@ class Run:
         self.model = None
         self.should_stop = False
         self._tensorboard = None
+        self.log_lines = 0  # lines of metrics.jsonl written so far (a checkpoint records it)
         if writer:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+            self._make_directory(OmegaConf.to_yaml(cfg))
             write_json_atomic(self.output_dir / "env.json", environment_record())
+            remove_stale_temporaries(self.output_dir)  # left by a process killed while writing
             if not cfg.resume:
                 for stale in ("metrics.jsonl", "metrics.json"):
                     (self.output_dir / stale).unlink(missing_ok=True)
             if cfg.tensorboard:
                 self._tensorboard = _tensorboard_writer(self.output_dir / "tensorboard")
+
+    def _make_directory(self, config_yaml: str):
+        where = self.output_dir
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(where / "config.yaml", config_yaml)
+        except FileExistsError:
+            raise ConfigError("output_dir", f"{where} is a file, not a directory") from None
+        except NotADirectoryError:
+            raise ConfigError("output_dir", f"cannot create {where}: a parent is a file") from None
+        except OSError as error:
+            raise ConfigError("output_dir", f"cannot write to {where}: {error.strerror or error}") from None
 
     @property
     def last_checkpoint(self) -> Path:
@@ -64,10 +77,21 @@ class Run:
         record.setdefault("time", round(time.time(), 3))
         with open(self.output_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        self.log_lines += 1
         if self._tensorboard is not None and step is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "epoch", "time"):
                     self._tensorboard.add_scalar(key, value, step)
+
+    def truncate_log(self, lines: int):
+        """Keep the first `lines` lines of metrics.jsonl: on resume, what was logged after the
+        checkpoint (and is about to be replayed) goes, as does a line cut by the kill."""
+        self.log_lines = lines
+        path = self.output_dir / "metrics.jsonl"
+        if not self.writer or not path.is_file():
+            return
+        kept = path.read_text().splitlines(keepends=True)[:lines]
+        write_text_atomic(path, "".join(kept))
 
     def save_data_info(self, info: Dict[str, Any]):
         if self.writer and info:
@@ -83,8 +107,7 @@ class Run:
     def finish(self, metrics: Dict[str, Any]):
         if not self.writer:
             return
-        flat = {k: _jsonable(v) for k, v in sorted(metrics.items())}
-        write_json_atomic(self.output_dir / "metrics.json", flat)
+        write_metrics(self.output_dir, metrics)
         if self._tensorboard is not None:
             self._tensorboard.close()
 

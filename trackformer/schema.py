@@ -1,7 +1,9 @@
 """The top-level config schema. Component nodes (`model`, `data`, ...) are validated in a second pass
 against the schema their plugin registered (see `trackformer.config`)."""
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List, Literal, Optional
+
+from .errors import ConfigError
 
 
 def component(kind: str, default: Any = None, default_factory=None) -> Any:
@@ -20,23 +22,36 @@ class TrainConfig:
     eval_batch_size: Optional[int] = None
     num_workers: int = 0
     lr: float = 1e-4
-    lr_backbone: float = 1e-5  # parameters whose name contains "backbone"
+    lr_backbone: float = 1e-5  # parameters whose name contains "backbone"; 0 freezes them
     weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # adamw | radam | sgd
+    optimizer: Literal["adamw", "radam", "sgd"] = "adamw"
     fused: bool = False  # adamw/sgd as one fused kernel: ~6x faster steps on CPU, other rounding
-    schedule: str = "step"  # step | cosine | constant
+    schedule: Literal["step", "cosine", "constant"] = "step"
     lr_drop: int = 200  # epoch of the single 10x drop for `step`
     warmup_steps: int = 0
     clip_max_norm: float = 0.1  # 0 disables clipping
     accumulate: int = 1  # gradient accumulation steps
-    amp: Optional[str] = None  # mixed precision: bf16 (CPUs with AVX512-BF16/AMX, CUDA) | fp16 (CUDA)
+    # mixed precision: null (float32) | bf16 (CPUs with AVX512-BF16/AMX, CUDA) | fp16 (CUDA)
+    amp: Optional[Literal["bf16", "fp16"]] = None
     eval_every: int = 1  # epochs; 0 evaluates only at the end
     eval_before: bool = False  # evaluate the untrained model on the test split as `untrained/...`
     best_metric: str = "loss"  # validation metric selecting best.pt
-    best_mode: str = "min"  # min | max
+    best_mode: Literal["min", "max"] = "min"
     log_every: int = 20  # steps between log lines when output is not a terminal
     checkpoint_every: int = 0  # steps between mid-epoch `last.pt` saves; 0 = only at epoch end
     find_unused_parameters: bool = False
+
+    def __post_init__(self):
+        at_least = {"epochs": 0, "max_steps": 1, "batch_size": 1, "eval_batch_size": 1, "num_workers": 0,
+                    "lr": 0, "lr_backbone": 0, "weight_decay": 0, "lr_drop": 0, "warmup_steps": 0,
+                    "clip_max_norm": 0, "accumulate": 1, "eval_every": 0, "log_every": 1,
+                    "checkpoint_every": 0}
+        for key, low in at_least.items():
+            value = getattr(self, key)
+            if value is not None and not value >= low:  # `not >=` also catches NaN
+                raise ConfigError(key, f"must be >= {low}, got {value}")
+        if self.fused and self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError("fused", f"only adamw and sgd have a fused kernel, not {self.optimizer}")
 
 
 @dataclass

@@ -12,10 +12,15 @@ def _add_config_args(parser):
 
 def run_command(args) -> int:
     from ..config import load_config
+    from ..engine import distributed as dist
     from ..engine.trainer import train
 
     cfg = load_config(args.config, args.overrides)
-    metrics = train(cfg)
+    metrics = train(cfg)  # the run, then its `compare:` variants one after the other
+    main = dist.is_main()  # under torchrun only the main process has the test metrics
+    dist.cleanup()
+    if not main:
+        return 0
     if metrics:
         width = max(len(k) for k in metrics)
         print("\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"

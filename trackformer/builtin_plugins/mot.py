@@ -7,11 +7,9 @@ The table goes to stderr (human output), the JSON to OUT or, with `--json -`, to
 Import-light: the evaluation package loads only when the command runs.
 """
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..hookspecs import hookimpl
 
 
@@ -34,16 +32,7 @@ def _write_json(path: str, payload: dict):
     if path == "-":
         sys.stdout.write(text)
         return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)
 
 
 def handler(args) -> int:

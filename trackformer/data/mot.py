@@ -14,15 +14,14 @@ the target atomically, so a failure never leaves half a file behind.
 """
 import configparser
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import DataError
 
 PathLike = Union[str, Path]
@@ -325,15 +324,8 @@ def write_results(path: PathLike, frame, ids, boxes, scores=None, decimals: int 
         raise DataError(path, f"cannot write: {error.message} (input row {error.line})") from None
     out = np.column_stack([rows, -np.ones((len(rows), 3))])
     fmt = ["%d", "%d"] + [f"%.{decimals}f"] * 4 + ["%.6g", "%d", "%d", "%d"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            np.savetxt(f, out, fmt=fmt, delimiter=",")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savetxt(f, out, fmt=fmt, delimiter=",")
     return path
 
 

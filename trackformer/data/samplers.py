@@ -72,22 +72,23 @@ class ClassBalancedBatchSampler:
 
 
 class ShuffledBatchSampler:
-    """Plain shuffled batches (drop_last), sharded by rank, with the same `set_epoch` contract."""
+    """Shuffled batches, sharded by rank: exactly DistributedSampler (a `torch.randperm` seeded with
+    seed + epoch, padded so every rank gets as many samples, every `world_size`-th sample to a rank)
+    cut into batches. The training loop's default sampler (`drop_last=False`)."""
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
-        self.size, self.batch_size = size, batch_size
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.num_batches = max(1, size // batch_size // world_size)
-        self.epoch = 0
+    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = True):
+        import torch
+
+        self.indices = torch.utils.data.DistributedSampler(range(size), num_replicas=world_size, rank=rank,
+                                                           shuffle=True, seed=seed)
+        self.batches = torch.utils.data.BatchSampler(self.indices, batch_size, drop_last=drop_last)
 
     def set_epoch(self, epoch: int):
-        self.epoch = epoch
+        self.indices.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[List[int]]:
-        perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist()
-        batches = [perm[i * self.batch_size:(i + 1) * self.batch_size]
-                   for i in range(self.num_batches * self.world_size)]
-        return iter([b for b in batches[self.rank::self.world_size] if b])
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return self.num_batches
+        return len(self.batches)

@@ -13,23 +13,20 @@ e.g. TrackFormer keeps weight 1 for unmatched track queries).
 from typing import Dict, List
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from trackformer.engine.distributed import all_reduce_mean
 from trackformer.ops.boxes import box_cxcywh_to_xyxy, elementwise_generalized_box_iou
 
 from .settings import SetCriterionConfig
 
 
 def _num_boxes(targets: List[Dict], device) -> float:
+    """Target boxes per process, averaged over processes (at least 1)."""
     n = torch.as_tensor([float(sum(len(t["labels"]) for t in targets))], device=device)
-    world = 1
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(n)
-        world = dist.get_world_size()
-    return max(n.item() / world, 1.0)
+    return max(all_reduce_mean(n).item(), 1.0)
 
 
 class SetCriterion(nn.Module):
