@@ -2,17 +2,9 @@
 import pytest
 import yaml
 
-from core_helpers import TESTS, cli
+from core_helpers import TESTS, cli, error_line
 
 TOY = TESTS / "toy.yaml"
-
-
-def _error_line(result):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("trackformer: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -30,24 +22,24 @@ def _error_line(result):
 ])
 def test_bad_config_is_one_line_naming_the_key(override, expected, tmp_path):
     result = cli("run", TOY, override, f"output_dir={tmp_path}")
-    line = _error_line(result)
+    line = error_line(result)
     for fragment in expected:
         assert fragment in line, line
 
 
 def test_fused_optimizer_only_where_torch_has_one(tmp_path):
     result = cli("run", TOY, "train.optimizer=radam", "train.fused=true", f"output_dir={tmp_path}")
-    assert _error_line(result) == "trackformer: error: train.fused: only adamw and sgd have a fused kernel, not radam"
+    assert error_line(result) == "trackformer: error: train.fused: only adamw and sgd have a fused kernel, not radam"
     assert cli("run", TOY, "train.fused=true", "train.epochs=1", f"output_dir={tmp_path}").returncode == 0
 
 
 def test_unknown_top_level_key_and_bad_override_syntax(tmp_path):
-    assert "nonsense" in _error_line(cli("run", TOY, "nonsense=1"))
-    assert "key=value" in _error_line(cli("run", TOY, "train.epochs"))
-    assert "config file not found" in _error_line(cli("run", tmp_path / "missing.yaml"))
+    assert "nonsense" in error_line(cli("run", TOY, "nonsense=1"))
+    assert "key=value" in error_line(cli("run", TOY, "train.epochs"))
+    assert "config file not found" in error_line(cli("run", tmp_path / "missing.yaml"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {name: toy_mlp\n")
-    assert "invalid YAML" in _error_line(cli("run", bad))
+    assert "invalid YAML" in error_line(cli("run", bad))
 
 
 def test_extends_and_switching_component_drops_old_keys(tmp_path):
@@ -66,7 +58,7 @@ def test_circular_extends(tmp_path):
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("extends: [b.yaml]\n")
     b.write_text("extends: [a.yaml]\n")
-    assert "circular extends" in _error_line(cli("config", "show", a))
+    assert "circular extends" in error_line(cli("config", "show", a))
 
 
 def test_python_api_load_config_is_read_only_and_typed(monkeypatch):
@@ -87,5 +79,5 @@ def test_python_api_load_config_is_read_only_and_typed(monkeypatch):
 
 def test_no_code_execution_from_config(tmp_path):
     """A `_target_`-style key is just an unknown key: configs never import or call anything."""
-    line = _error_line(cli("run", TOY, "model._target_=os.system"))
+    line = error_line(cli("run", TOY, "model._target_=os.system"))
     assert "model._target_" in line

@@ -5,17 +5,9 @@ import os
 import pytest
 import torch
 
-from core_helpers import TESTS, cli
+from core_helpers import TESTS, cli, error_line
 
 TOY = TESTS / "toy.yaml"
-
-
-def _error_line(result):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("trackformer: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -62,16 +54,16 @@ def test_valid_edge_values_are_accepted(toy_config):
 
 
 def test_negative_batch_size_on_the_command_line(tmp_path):
-    line = _error_line(cli("run", TOY, f"output_dir={tmp_path}", "train.batch_size=-2"))
+    line = error_line(cli("run", TOY, f"output_dir={tmp_path}", "train.batch_size=-2"))
     assert line == "trackformer: error: train.batch_size: must be >= 1, got -2"
 
 
 def test_output_dir_that_is_a_file(tmp_path):
     target = tmp_path / "taken"
     target.write_text("not a folder")
-    line = _error_line(cli("run", TOY, f"output_dir={target}"))
+    line = error_line(cli("run", TOY, f"output_dir={target}"))
     assert line == f"trackformer: error: output_dir: {target} is a file, not a directory"
-    line = _error_line(cli("run", TOY, f"output_dir={target / 'run'}"))
+    line = error_line(cli("run", TOY, f"output_dir={target / 'run'}"))
     assert line == f"trackformer: error: output_dir: cannot create {target / 'run'}: a parent is a file"
 
 
@@ -81,7 +73,7 @@ def test_output_dir_not_writable(tmp_path):
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        line = _error_line(cli("run", TOY, f"output_dir={folder}"))
+        line = error_line(cli("run", TOY, f"output_dir={folder}"))
     finally:
         folder.chmod(0o700)
     assert line == f"trackformer: error: output_dir: cannot write to {folder}: Permission denied"
@@ -136,7 +128,7 @@ def test_resume_from_a_truncated_checkpoint(tmp_path):
     assert cli("run", TOY, f"output_dir={out}", "train.epochs=1").returncode == 0
     data = (out / "last.pt").read_bytes()
     (out / "last.pt").write_bytes(data[: len(data) - 100])
-    line = _error_line(cli("run", TOY, f"output_dir={out}", "resume=true"))
+    line = error_line(cli("run", TOY, f"output_dir={out}", "resume=true"))
     assert line == (f"trackformer: error: {out / 'last.pt'}: corrupt checkpoint: truncated, or not a file "
                     "written by torch.save")
 
@@ -147,13 +139,13 @@ def test_non_finite_weights_are_refused(tmp_path):
     best = torch.load(out / "best.pt", weights_only=True)
     best["model"]["head.2.bias"] = torch.tensor([float("nan")])
     torch.save(best, tmp_path / "nan.pt")
-    line = _error_line(cli("run", TOY, f"output_dir={tmp_path / 'ft'}", f"model.weights={tmp_path / 'nan.pt'}"))
+    line = error_line(cli("run", TOY, f"output_dir={tmp_path / 'ft'}", f"model.weights={tmp_path / 'nan.pt'}"))
     assert line == (f"trackformer: error: {tmp_path / 'nan.pt'}: refused: weight 'head.2.bias' holds NaN "
                     "(saved from a diverged run?)")
     last = torch.load(out / "last.pt", weights_only=True)
     last["model"]["backbone.weight"][3, 1] = float("-inf")
     torch.save(last, out / "last.pt")
-    line = _error_line(cli("run", TOY, f"output_dir={out}", "resume=true"))
+    line = error_line(cli("run", TOY, f"output_dir={out}", "resume=true"))
     assert line == (f"trackformer: error: {out / 'last.pt'}: refused: weight 'backbone.weight' holds Inf "
                     "(saved from a diverged run?)")
 
