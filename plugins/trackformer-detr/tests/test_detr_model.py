@@ -9,8 +9,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import trackformer
-from trackformer_detr.attention import MultiheadAttention
-from trackformer_detr.detr import build_detr, pad_images
+from trackformer.data.transforms import pad_images
+from trackformer_detr.attention import CPUTrainingAttention, MultiheadAttention
+from trackformer_detr.detr import build_detr
 from trackformer_detr.position import PositionEmbeddingSine
 from trackformer_detr.transformer import build_decoder, build_encoder
 
@@ -95,13 +96,15 @@ def test_attention_matches_torch_multihead_attention():
     assert torch.allclose(ours(q, q, q), expected_self, atol=1e-5)
 
 
-def test_attention_dropout_in_training_is_dropout_on_the_weights():
-    """Training on CPU computes the weights explicitly and drops them with trackformer's mask:
-    the same as softmax(QK^T / sqrt(d)) with that mask, scaled, times V."""
+def test_cpu_training_attention_drops_the_weights():
+    """The CPU training variant computes the weights explicitly and drops them with trackformer's
+    mask: the same as softmax(QK^T / sqrt(d)) with that mask, scaled, times V."""
+    from trackformer.models.cpu_training import optimize_for_cpu_training
     from trackformer.ops.dropout import keep_mask
 
     torch.manual_seed(0)
-    attn = MultiheadAttention(16, 2, dropout=0.2).train()
+    attn = optimize_for_cpu_training(MultiheadAttention(16, 2, dropout=0.2)).train()
+    assert type(attn) is CPUTrainingAttention
     q, kv = torch.randn(5, 3, 16), torch.randn(9, 3, 16)
     torch.manual_seed(7)
     out = attn(q, kv, kv)
@@ -115,6 +118,36 @@ def test_attention_dropout_in_training_is_dropout_on_the_weights():
     expected = attn.out_proj(expected.permute(2, 0, 1, 3).reshape(5, 3, 16))
     assert torch.allclose(out, expected, atol=1e-5)
     assert not torch.allclose(out, attn.eval()(q, kv, kv), atol=1e-3)  # dropout did act
+
+
+def test_cpu_training_pass_keeps_detr_outputs_gradients_and_keys():
+    """Dropout off, the pass changes nothing but speed: same keys, outputs and gradients."""
+    import copy
+
+    from trackformer.models.backbones import build_resnet
+    from trackformer.models.cpu_training import optimize_for_cpu_training
+
+    torch.manual_seed(0)
+    plain = build_detr(build_resnet("resnet50", frozen_stages=0), build_encoder(64, 4, 1, 128, 0.0),
+                       build_decoder(64, 4, 2, 128, 0.0), 3, 6).train()
+    for name, buf in plain.named_buffers():  # non-trivial frozen statistics
+        if name.endswith("running_var"):
+            buf.uniform_(0.5, 2)
+        elif name.endswith(("running_mean", "bias")):
+            buf.uniform_(-0.3, 0.3)
+    fast = optimize_for_cpu_training(copy.deepcopy(plain))
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    assert type(fast.transformer.decoder.layers[0].multihead_attn) is CPUTrainingAttention
+    images = [torch.randn(3, 64, 96), torch.randn(3, 48, 64)]
+    a, b = plain(images), fast(images)
+    for key in ("pred_logits", "pred_boxes"):
+        assert torch.allclose(a[key], b[key], atol=1e-4), key
+    (a["pred_logits"].square().sum() + a["pred_boxes"].sum()).backward()
+    (b["pred_logits"].square().sum() + b["pred_boxes"].sum()).backward()
+    grads = dict(fast.named_parameters())
+    for name, p in plain.named_parameters():
+        if p.grad is not None:
+            assert ((grads[name].grad - p.grad).norm() / p.grad.norm().clamp(min=1e-12)) < 1e-3, name
 
 
 def test_transformer_matches_reference_layers():

@@ -12,8 +12,11 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from trackformer.models.backbones import FrozenBatchNorm2d, pointwise_conv
+from trackformer.models.backbones import FrozenBatchNorm2d
+from trackformer.models.cpu_training import pointwise_conv
 from trackformer.utils import to_float32
+
+from .detr import DETR, as_padded_batch
 
 
 def _fold(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
@@ -47,7 +50,7 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
 
 class PointwiseConv(nn.Module):
     """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels
-    (`trackformer.models.backbones.pointwise_conv`); the result stays channels-last."""
+    (`trackformer.models.cpu_training.pointwise_conv`); the result stays channels-last."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
@@ -78,10 +81,11 @@ class ChannelsLastInput(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.inner = backbone
-        self.num_channels = backbone.num_channels
+        self.levels = backbone.levels
 
-    def forward(self, images):
-        return self.inner(images.contiguous(memory_format=torch.channels_last)).contiguous()
+    def forward(self, images):  # [B, 3, H, W] -> {level: [B, C, h, w]}, contiguous
+        features = self.inner(images.contiguous(memory_format=torch.channels_last))
+        return {name: f.contiguous() for name, f in features.items()}
 
 
 def optimize_for_inference(model: nn.Module, dtype: Optional[torch.dtype] = None,
@@ -118,16 +122,9 @@ class _CastingWrapper(nn.Module):
         self.dtype = dtype
 
     def forward(self, inputs, targets=None):
-        from .detr import as_padded_batch
-
         images, mask = as_padded_batch(inputs)
         out = self.model({"images": images.to(self.dtype), "mask": mask})
         return to_float32(out)
 
-    @torch.no_grad()
-    def predict(self, inputs, targets=None, target_sizes=None):
-        from .detr import original_sizes
-        from .postprocess import PostProcess
-
-        return PostProcess()(self(inputs), original_sizes(inputs, targets, target_sizes))
+    predict = DETR.predict  # the one `predict`: it only calls `self(inputs)`
 

@@ -39,6 +39,7 @@ class TrackFormerConfig:
 class SmallCNNConfig:
     widths: List[int] = field(default_factory=lambda: [32, 64, 96])
     depth: int = 2
+    return_levels: Optional[List[str]] = None  # stride2 .. stride{2**len(widths)}; None: the last
 
 
 @dataclass
@@ -139,7 +140,8 @@ def build_trackformer_model(cfg, data_info=None, **context):
 def build_small_cnn(cfg, **context):
     from .small_cnn import SmallCNN
 
-    return SmallCNN(tuple(cfg.widths), cfg.depth)
+    levels = cfg.return_levels
+    return SmallCNN(tuple(cfg.widths), cfg.depth, list(levels) if levels is not None else None)
 
 
 def build_track_matcher(cfg, **context):
