@@ -2,8 +2,8 @@
 
 A backbone maps images [B, 3, H, W] to named feature maps and declares them in `levels` (see
 `trackformer.models.levels`): ResNets have res2..res5 (strides 4..32; res5 at 16 when dilated),
-MobileNetV2 stride2..stride32. The modules are torchvision's own blocks with FrozenBatchNorm2d;
-CPU training rewrites are an opt-in pass (`trackformer.models.cpu_training`). Parameters live
+MobileNetV2 stride2..stride32. The modules are torchvision's own blocks with FrozenBatchNorm2d
+(inference folds it into the convolutions in `trackformer_detr.inference`). Parameters live
 under `body.*` with torchvision's names, so DETR's `backbone.0.body.*` layout and torchvision
 ImageNet files load unchanged. Weights only ever come from a local file: nothing is downloaded.
 """
@@ -71,11 +71,8 @@ class ResNetBody(nn.Module):
             self.add_module(f"layer{k}", getattr(net, f"layer{k}"))
         self.return_levels = list(return_levels)
 
-    def stem(self, x):  # [B, 3, H, W] -> [B, 64, H/4, W/4]
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
-
     def forward(self, x):  # [B, 3, H, W]
-        x = self.stem(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # [B, 64, H/4, W/4]
         out = {}
         for k in range(1, self.depth + 1):
             x = getattr(self, f"layer{k}")(x)  # [B, C_k, H/2**(k+1), W/2**(k+1)] (res5: /16 dilated)

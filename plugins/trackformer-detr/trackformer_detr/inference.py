@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 
 from trackformer.models.backbones import FrozenBatchNorm2d
-from trackformer.models.cpu_training import pointwise_conv
 from trackformer.utils import to_float32
 
 from .detr import DETR, as_padded_batch
@@ -49,8 +48,9 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
 
 
 class PointwiseConv(nn.Module):
-    """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels
-    (`trackformer.models.cpu_training.pointwise_conv`); the result stays channels-last."""
+    """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels,
+    [B*H*W, C_in] x [C_in, C_out] + bias (PyTorch's CPU convolution takes a slower im2col path
+    for these); the result stays channels-last. Inference only: no backward."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
@@ -60,8 +60,12 @@ class PointwiseConv(nn.Module):
         self.bias = nn.Parameter(bias)
 
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, H, W]
-        x = x.contiguous(memory_format=torch.channels_last)
-        return pointwise_conv(x, self.weight, self.bias)
+        B, C, H, W = x.shape
+        out = torch.empty((B, self.weight.shape[0], H, W), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        pixels = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, C)
+        torch.addmm(self.bias, pixels, self.weight.t(), out=out.permute(0, 2, 3, 1).view(-1, out.shape[1]))
+        return out
 
 
 def _pointwise_to_gemm(module: nn.Module) -> int:
