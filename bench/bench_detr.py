@@ -2,19 +2,18 @@
 
     .venv/bin/python bench/bench_detr.py --threads 2   # transformers comes with `.[dev]`
 
-Prints (targets from issue 3), "plain" being the model as built (torchvision blocks, nn.Dropout,
-SDPA) and "pass" the same model after `optimize_for_cpu_training` (train.cpu_training_pass=true):
+Prints (targets from issue 3); "plain" is the model as built (torchvision blocks with frozen
+BatchNorm, nn.Dropout, SDPA):
   inference  DETR-R50, batch 1, 800x1066, float32, eval: plain, `optimize_for_inference`, HF
              (ours / HF <= 0.8), the same outputs as the plain forward (max |diff| printed)
   bf16       ours in bfloat16 / HF float32                            (<= 0.5, boxes within 1e-2)
-  train step forward+matching+loss+backward+AdamW, batch 2, 512x512, float32: plain, pass, HF
-             (ours / HF <= 0.8), and the pass with `train.amp=bf16` (/ HF float32; HF in bf16 too)
+  train step forward+matching+loss+backward+AdamW, batch 2, 512x512, float32: ours / HF (<= 0.8),
+             and ours with `train.amp=bf16` (/ HF float32; HF in bf16 too)
   matcher    100 queries x 0-50 targets x 16 images: batched / per-image scipy loop (<= 1.0)
 Both models have random weights and ResNet-50 backbones (HF's own ResNet, no timm, nothing
 downloaded). Timings are medians of interleaved repeats, so load from other processes hits both.
 """
 import argparse
-import copy
 import statistics
 import time
 
@@ -25,7 +24,6 @@ from scipy.optimize import linear_sum_assignment
 from trackformer.engine.optim import build_optimizer
 from trackformer.engine.trainer import mixed_precision
 from trackformer.models.backbones import build_resnet
-from trackformer.models.cpu_training import optimize_for_cpu_training
 from trackformer.ops.boxes import box_cxcywh_to_xyxy, generalized_box_iou
 from trackformer.schema import TrainConfig
 from trackformer.utils import to_float32
@@ -116,7 +114,6 @@ def bench_train_step(repeats):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     plain, hf = ours_r50().train(), hf_r50().train()
-    fast = optimize_for_cpu_training(copy.deepcopy(plain))
     # HF's non-timm DETR backbone freezes every parameter whose name lacks "stage.1/2/3", but its
     # ResNet names them "stages.1" etc., so the whole backbone ends up frozen. Train the same
     # stages as DETR (and ours: layer2-4) so both do the same work.
@@ -159,26 +156,24 @@ def bench_train_step(repeats):
         loss.backward()
         opt_hf.step()
 
-    step_plain, step_fast = ours_step(plain), ours_step(fast)
-    t = interleaved({"plain": step_plain, "pass": step_fast, "hf": step_hf,
-                     "pass_bf16": lambda: step_fast("bf16"), "hf_bf16": lambda: step_hf("bf16")},
+    step_ours = ours_step(plain)
+    t = interleaved({"ours": step_ours, "hf": step_hf,
+                     "ours_bf16": lambda: step_ours("bf16"), "hf_bf16": lambda: step_hf("bf16")},
                     repeats)
-    print(f"train step batch 2 at 512x512: plain {t['plain']:.3f}s  pass {t['pass']:.3f}s  "
-          f"HF {t['hf']:.3f}s  (float32: {train_step_flops(plain, criterion, x, mask, targets) / 1e9:.0f} "
-          f"GFLOP each)")
-    print(f"RATIO train step plain/HF = {t['plain'] / t['hf']:.3f}  pass/HF = {t['pass'] / t['hf']:.3f}  "
-          f"pass/plain = {t['pass'] / t['plain']:.3f}  (target <= 0.8)")
-    print(f"train step with train.amp=bf16: pass {t['pass_bf16']:.3f}s  "
+    print(f"train step batch 2 at 512x512: ours {t['ours']:.3f}s  HF {t['hf']:.3f}s  "
+          f"(float32: {train_step_flops(plain, criterion, x, mask, targets) / 1e9:.0f} GFLOP each)")
+    print(f"RATIO train step ours/HF = {t['ours'] / t['hf']:.3f}  (target <= 0.8)")
+    print(f"train step with train.amp=bf16: ours {t['ours_bf16']:.3f}s  "
           f"(HF under the same bf16 autocast {t['hf_bf16']:.3f}s)")
-    print(f"RATIO train step pass bf16/HF fp32 = {t['pass_bf16'] / t['hf']:.3f}  (target <= 0.8)")
-    print(f"  for comparison, both in bf16: ours/HF = {t['pass_bf16'] / t['hf_bf16']:.3f}")
+    print(f"RATIO train step ours bf16/HF fp32 = {t['ours_bf16'] / t['hf']:.3f}  (target <= 0.8)")
+    print(f"  for comparison, both in bf16: ours/HF = {t['ours_bf16'] / t['hf_bf16']:.3f}")
     with torch.no_grad():
-        fast.eval()
-        fp32 = criterion(fast({"images": x, "mask": mask}), targets)
+        plain.eval()
+        fp32 = criterion(plain({"images": x, "mask": mask}), targets)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            bf16 = to_float32(fast({"images": x, "mask": mask}))
+            bf16 = to_float32(plain({"images": x, "mask": mask}))
         bf16 = criterion(bf16, targets)
-        fast.train()
+        plain.train()
     print(f"  bf16 vs float32 loss (eval mode, same weights): {bf16['loss'].item():.4f} vs "
           f"{fp32['loss'].item():.4f}")
 

@@ -24,7 +24,6 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | radam | sgd
     fused: bool = False  # adamw/sgd as one fused kernel: ~6x faster steps on CPU, other rounding
-    cpu_training_pass: bool = False  # on CPU, trackformer.models.cpu_training rewrites (same results)
     schedule: str = "step"  # step | cosine | constant
     lr_drop: int = 200  # epoch of the single 10x drop for `step`
     warmup_steps: int = 0

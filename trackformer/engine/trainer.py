@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import plugins
 from ..api import build, build_dataset, build_model
-from ..models.cpu_training import optimize_for_cpu_training
 from ..checkpoint import load_checkpoint
 from ..config import apply_overrides, validate
 from ..errors import ConfigError
@@ -43,8 +42,6 @@ def train(cfg: DictConfig) -> Dict[str, float]:
     data_info = dict(getattr(train_set, "info", {}) or {})
     run.save_data_info(data_info)
     model = build_model(cfg, data_info).to(device)
-    if tc.cpu_training_pass and device.type == "cpu":
-        optimize_for_cpu_training(model)
     run.model = model
     matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
     if cfg.loss is None:
