@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/bench_detr.py --threads 2   # transformers comes with `.[dev]`
 
-Prints (targets from issue 3):
-  inference  DETR-R50, batch 1, 800x1066, float32, eval:   ours / HF      (<= 0.8)
-             the same outputs as our plain forward (max |diff| printed)
+Prints (targets from issue 3); "plain" is the model as built (torchvision blocks with frozen
+BatchNorm, nn.Dropout, SDPA):
+  inference  DETR-R50, batch 1, 800x1066, float32, eval: plain, `optimize_for_inference`, HF
+             (ours / HF <= 0.8), the same outputs as the plain forward (max |diff| printed)
   bf16       ours in bfloat16 / HF float32                            (<= 0.5, boxes within 1e-2)
-  train step forward+matching+loss+backward+AdamW, batch 2, 512x512: ours / HF (<= 0.8),
-             in float32 and with `train.amp=bf16` (ours bf16 / HF float32; HF in bf16 for reference)
+  train step forward+matching+loss+backward+AdamW, batch 2, 512x512, float32: ours / HF (<= 0.8),
+             and ours with `train.amp=bf16` (/ HF float32; HF in bf16 too)
   matcher    100 queries x 0-50 targets x 16 images: batched / per-image scipy loop (<= 1.0)
 Both models have random weights and ResNet-50 backbones (HF's own ResNet, no timm, nothing
 downloaded). Timings are medians of interleaved repeats, so load from other processes hits both.
@@ -93,7 +94,8 @@ def bench_inference(repeats):
           f"HF {t['hf']:.3f}s")
     print(f"  same outputs as the plain forward: max|dlogits| {diff_logits:.2e}  "
           f"max|dboxes| {diff_boxes:.2e}")
-    print(f"RATIO inference ours/HF = {t['ours'] / t['hf']:.3f}  (target <= 0.8)")
+    print(f"RATIO inference ours/HF = {t['ours'] / t['hf']:.3f}  plain/HF = "
+          f"{t['ours_plain'] / t['hf']:.3f}  (target <= 0.8)")
     print(f"bf16 inference: {t['ours_bf16']:.3f}s, max|dboxes| vs fp32 {diff_bf16:.2e} (target <= 1e-2)")
     print(f"RATIO bf16 ours/HF fp32 = {t['ours_bf16'] / t['hf']:.3f}  (target <= 0.5)")
 
@@ -112,14 +114,14 @@ def random_targets(g, n_images, max_objects, num_classes=91):
 def bench_train_step(repeats):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    ours, hf = ours_r50().train(), hf_r50().train()
+    plain, hf = ours_r50().train(), hf_r50().train()
     # HF's non-timm DETR backbone freezes every parameter whose name lacks "stage.1/2/3", but its
     # ResNet names them "stages.1" etc., so the whole backbone ends up frozen. Train the same
     # stages as DETR (and ours: layer2-4) so both do the same work.
     for name, p in hf.named_parameters():
         if "backbone" in name and any(f"stages.{k}." in name for k in (1, 2, 3)):
             p.requires_grad_(True)
-    n_ours = sum(p.numel() for p in ours.parameters() if p.requires_grad)
+    n_ours = sum(p.numel() for p in plain.parameters() if p.requires_grad)
     n_hf = sum(p.numel() for p in hf.parameters() if p.requires_grad)
     print(f"trainable parameters: ours {n_ours:,}  HF {n_hf:,}")
     criterion = SetCriterion(91, HungarianMatcher())
@@ -129,20 +131,24 @@ def bench_train_step(repeats):
     targets[0]["labels"] = targets[0]["labels"][:3].clone()
     targets[0]["boxes"] = targets[0]["boxes"][:3].clone()
     hf_labels = [{"class_labels": t["labels"], "boxes": t["boxes"]} for t in targets]
-    # ours: the engine's optimizer with train.fused=true; HF: the fused AdamW its Trainer uses by default
-    opt_ours = build_optimizer(ours, TrainConfig(lr=1e-4, lr_backbone=1e-5, fused=True))
-    opt_hf = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-4, fused=True)
     cpu = torch.device("cpu")
 
-    def step_ours(amp=None):
-        autocast, _ = mixed_precision(amp, cpu)  # what `trackformer run` does with train.amp
-        with autocast:
-            outputs = ours({"images": x, "mask": mask})
-        loss = criterion(to_float32(outputs), targets)["loss"]
-        opt_ours.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_ours.step()
-        return loss.item()
+    def ours_step(model):
+        # the engine's optimizer with train.fused=true
+        opt = build_optimizer(model, TrainConfig(lr=1e-4, lr_backbone=1e-5, fused=True))
+
+        def step(amp=None):
+            autocast, _ = mixed_precision(amp, cpu)  # what `trackformer run` does with train.amp
+            with autocast:
+                outputs = model({"images": x, "mask": mask})
+            loss = criterion(to_float32(outputs), targets)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    # HF: the fused AdamW its Trainer uses by default
+    opt_hf = torch.optim.AdamW([p for p in hf.parameters() if p.requires_grad], lr=1e-4, fused=True)
 
     def step_hf(amp=None):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
@@ -151,23 +157,24 @@ def bench_train_step(repeats):
         loss.backward()
         opt_hf.step()
 
+    step_ours = ours_step(plain)
     t = interleaved({"ours": step_ours, "hf": step_hf,
                      "ours_bf16": lambda: step_ours("bf16"), "hf_bf16": lambda: step_hf("bf16")},
                     repeats)
     print(f"train step batch 2 at 512x512: ours {t['ours']:.3f}s  HF {t['hf']:.3f}s  "
-          f"(float32: {train_step_flops(ours, criterion, x, mask, targets) / 1e9:.0f} GFLOP each)")
+          f"(float32: {train_step_flops(plain, criterion, x, mask, targets) / 1e9:.0f} GFLOP each)")
     print(f"RATIO train step ours/HF = {t['ours'] / t['hf']:.3f}  (target <= 0.8)")
     print(f"train step with train.amp=bf16: ours {t['ours_bf16']:.3f}s  "
           f"(HF under the same bf16 autocast {t['hf_bf16']:.3f}s)")
     print(f"RATIO train step ours bf16/HF fp32 = {t['ours_bf16'] / t['hf']:.3f}  (target <= 0.8)")
     print(f"  for comparison, both in bf16: ours/HF = {t['ours_bf16'] / t['hf_bf16']:.3f}")
     with torch.no_grad():
-        ours.eval()
-        fp32 = criterion(ours({"images": x, "mask": mask}), targets)
+        plain.eval()
+        fp32 = criterion(plain({"images": x, "mask": mask}), targets)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            bf16 = to_float32(ours({"images": x, "mask": mask}))
+            bf16 = to_float32(plain({"images": x, "mask": mask}))
         bf16 = criterion(bf16, targets)
-        ours.train()
+        plain.train()
     print(f"  bf16 vs float32 loss (eval mode, same weights): {bf16['loss'].item():.4f} vs "
           f"{fp32['loss'].item():.4f}")
 

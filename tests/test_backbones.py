@@ -1,12 +1,14 @@
-"""Torchvision backbones: outputs equal torchvision's own networks with the same weights, frozen
-BatchNorm layout, freezing, dilation, and one-line errors for bad weight files."""
+"""Torchvision backbones: outputs equal torchvision's own networks with the same weights, the
+multi-scale level contract, frozen BatchNorm layout, freezing, dilation, and one-line errors for bad
+weight files and level names."""
 import pytest
 import torch
 import torchvision
 from omegaconf import OmegaConf
 
-from trackformer.errors import DataError
+from trackformer.errors import ConfigError, DataError
 from trackformer.models.backbones import FrozenBatchNorm2d, build_mobilenet_v2, build_resnet
+from trackformer.models.levels import Level, level_masks
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +26,16 @@ def resnet18_file(tmp_path_factory):
     return net.eval(), path
 
 
-def torchvision_features(net, x):
+def torchvision_levels(net, x):  # {"res2": layer1's output, ..., "res5": layer4's}
     x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    out = {}
+    for k in range(1, 5):
+        x = out[f"res{k + 1}"] = getattr(net, f"layer{k}")(x)
+    return out
+
+
+def torchvision_features(net, x):
+    return torchvision_levels(net, x)["res5"]
 
 
 @pytest.mark.parametrize("frozen_bn", [True, False])
@@ -36,8 +45,48 @@ def test_resnet_equals_torchvision_with_same_weights(resnet18_file, frozen_bn):
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         out = backbone(x)
-        assert out.shape == (2, backbone.num_channels, 2, 3)
-        assert torch.allclose(out, torchvision_features(net, x), atol=1e-4)
+        assert list(out) == ["res5"] and backbone.levels == {"res5": Level(512, 32)}
+        assert out["res5"].shape == (2, 512, 2, 3)
+        assert torch.allclose(out["res5"], torchvision_features(net, x), atol=1e-4)
+
+
+def test_resnet_returns_the_levels_asked_for_as_declared(resnet18_file):
+    net, path = resnet18_file
+    backbone = build_resnet("resnet18", weights=str(path), return_levels=["res4", "res2", "res3"]).eval()
+    assert backbone.levels == {"res2": Level(64, 4), "res3": Level(128, 8), "res4": Level(256, 16)}
+    assert not any(k.startswith("body.layer4") for k in backbone.state_dict())  # res5 never runs
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        out, expected = backbone(x), torchvision_levels(net, x)
+    assert list(out) == ["res2", "res3", "res4"]  # fine to coarse, as declared
+    for name, level in backbone.levels.items():
+        assert out[name].shape == (1, level.channels, 64 // level.stride, 96 // level.stride)
+        assert torch.allclose(out[name], expected[name], atol=1e-4), name
+    r50 = build_resnet("resnet50", return_levels=["res2", "res3", "res4", "res5"], dilation=True)
+    assert r50.levels == {"res2": Level(256, 4), "res3": Level(512, 8), "res4": Level(1024, 16),
+                          "res5": Level(2048, 16)}
+
+
+def test_level_errors_are_one_line():
+    with pytest.raises(ConfigError) as error:
+        build_resnet("resnet50", return_levels=["res6"])
+    assert str(error.value) == "return_levels: unknown level 'res6'; this backbone has res2, res3, res4, res5"
+    with pytest.raises(ConfigError) as error:
+        build_mobilenet_v2(return_levels=[])
+    assert str(error.value) == "return_levels: is empty; give level names or null (the last level)"
+    with pytest.raises(ConfigError) as error:
+        build_resnet("resnet50", return_levels=["res4"], dilation=True)
+    assert str(error.value) == "dilation: only applies to the last stage (res5)"
+
+
+def test_level_masks_nearest_per_level():
+    mask = torch.zeros(2, 64, 96, dtype=torch.bool)
+    mask[1, :, 40:] = True  # image 1 is 64 x 40
+    features = {"res3": torch.zeros(2, 8, 8, 12), "res5": torch.zeros(2, 8, 2, 3)}
+    masks = level_masks(mask, features)
+    assert masks["res3"].shape == (2, 8, 12) and masks["res5"].shape == (2, 2, 3)
+    assert not masks["res3"][0].any() and masks["res3"][1, :, 5:].all() and not masks["res3"][1, :, :5].any()
+    assert masks["res5"][1].tolist() == [[False, False, True]] * 2  # columns 0, 32, 64
 
 
 def test_frozen_batchnorm_layout_and_freezing():
@@ -56,8 +105,9 @@ def test_frozen_batchnorm_layout_and_freezing():
 
 def test_dilation_gives_stride_16():
     backbone = build_resnet("resnet50", dilation=True).eval()
+    assert backbone.levels == {"res5": Level(2048, 16)}
     with torch.no_grad():
-        assert backbone(torch.randn(1, 3, 64, 64)).shape == (1, 2048, 4, 4)
+        assert backbone(torch.randn(1, 3, 64, 64))["res5"].shape == (1, 2048, 4, 4)
 
 
 def test_mobilenet_v2_real_weights_equal_torchvision(shared_dir):
@@ -67,8 +117,14 @@ def test_mobilenet_v2_real_weights_equal_torchvision(shared_dir):
     backbone = build_mobilenet_v2(weights=str(path)).eval()
     x = torch.randn(1, 3, 96, 64)
     with torch.no_grad():
-        assert torch.allclose(backbone(x), net.eval().features(x), atol=1e-4)
-    assert backbone.num_channels == 1280
+        assert torch.allclose(backbone(x)["stride32"], net.eval().features(x), atol=1e-4)
+    assert backbone.levels == {"stride32": Level(1280, 32)}
+    several = build_mobilenet_v2(weights=str(path), return_levels=["stride8", "stride16"]).eval()
+    assert several.levels == {"stride8": Level(32, 8), "stride16": Level(96, 16)}
+    with torch.no_grad():
+        out = several(x)
+        assert torch.allclose(out["stride8"], net.features[:7](x), atol=1e-4)
+        assert torch.allclose(out["stride16"], net.features[:14](x), atol=1e-4)
 
 
 def test_weight_file_errors(resnet18_file, tmp_path):
@@ -90,71 +146,19 @@ def test_registered_backbones_follow_the_contract():
     for name, channels in [("resnet18", 512), ("resnet34", 512), ("mobilenet_v2", 1280)]:
         node = validate_component(OmegaConf.create({"name": name, "frozen_stages": 1}), "backbones", "backbone")
         backbone = build("backbones", node)
-        assert backbone.num_channels == channels
+        (name, level), = backbone.levels.items()
+        assert level == Level(channels, 32)
         with torch.no_grad():
-            assert backbone.eval()(torch.randn(2, 3, 64, 64)).shape == (2, channels, 2, 2)
+            out = backbone.eval()(torch.randn(2, 3, 64, 64))
+        assert list(out) == [name] and out[name].shape == (2, channels, 2, 2)
 
 
-def test_fused_frozen_bn_resnet50_forward_and_gradients_equal_torchvision(tmp_path):
-    """ResNet-50 folds frozen BN into its convs and runs 1x1 convs as matrix products on
-    channels-last memory: outputs and weight gradients must equal torchvision's eval-mode net."""
-    torch.manual_seed(0)
-    net = torchvision.models.resnet50()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-    torch.save(net.state_dict(), tmp_path / "r50.pth")
-    net.eval()  # BatchNorm with fixed statistics = frozen
-    ours = build_resnet("resnet50", weights=str(tmp_path / "r50.pth"), frozen_stages=-1)
-    x = torch.randn(2, 3, 64, 64)
-    a, b = ours(x), torchvision_features(net, x)
-    assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)  # activations reach ~50: float rounding
-    (a.square().mean()).backward()
-    (b.square().mean()).backward()
-    for name in ("layer2.0.conv1.weight", "layer3.1.conv3.weight", "layer4.0.downsample.0.weight"):
-        ga = ours.body.get_submodule(name.rsplit(".", 1)[0]).weight.grad
-        gb = net.get_submodule(name.rsplit(".", 1)[0]).weight.grad
-        assert ((ga - gb).norm() / gb.norm()).item() < 1e-4, name
-
-
-def test_out_stage_truncates():
-    r = build_resnet("resnet18", out_stage=3)
-    m = build_mobilenet_v2(out_stage=4)
-    assert (r.num_channels, m.num_channels) == (256, 96)
+def test_return_levels_truncate():
+    r = build_resnet("resnet18", return_levels=["res4"])
+    m = build_mobilenet_v2(return_levels=["stride16"])
+    assert (r.levels, m.levels) == ({"res4": Level(256, 16)}, {"stride16": Level(96, 16)})
     assert not any(k.startswith("body.layer4") for k in r.state_dict())
+    assert not any(k.startswith("body.14.") for k in m.state_dict())
     with torch.no_grad():
-        assert r.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 256, 4, 4)
-        assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 96, 4, 4)
-
-
-def test_pointwise_conv_equals_conv2d_with_gradients_and_under_autocast():
-    from trackformer.models.backbones import pointwise_conv
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 16, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
-    w = torch.randn(8, 16, requires_grad=True)
-    b = torch.randn(8, requires_grad=True)
-    out = pointwise_conv(x, w, b)
-    expected = torch.nn.functional.conv2d(x, w[:, :, None, None], b)
-    assert out.is_contiguous(memory_format=torch.channels_last) and out._base is None
-    assert torch.allclose(out, expected, atol=1e-5)
-    g = torch.randn_like(out)
-    grads = torch.autograd.grad(out, (x, w, b), g)
-    expected_grads = torch.autograd.grad(expected, (x, w, b), g, retain_graph=True)
-    for got, want in zip(grads, expected_grads):
-        assert torch.allclose(got, want, atol=1e-4)
-    # an in-place residual sum on the result keeps autograd exact
-    y = pointwise_conv(x, w, b)
-    y += 1.0
-    assert torch.allclose(torch.autograd.grad(y.sum(), w)[0], torch.autograd.grad(expected.sum(), w)[0],
-                          atol=1e-4)
-    # bf16 autocast: the product runs in the activations' dtype, parameter gradients in float32
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        xb = x.detach().to(torch.bfloat16).requires_grad_()
-        yb = pointwise_conv(xb, w, b)
-    assert yb.dtype == torch.bfloat16
-    gw, gb = torch.autograd.grad(yb.float().sum(), (w, b))
-    assert gw.dtype == gb.dtype == torch.float32
-    assert torch.allclose(gb, torch.full((8,), 70.0))  # 2 x 5 x 7 pixels, exact in bf16
+        assert r.eval()(torch.randn(1, 3, 64, 64))["res4"].shape == (1, 256, 4, 4)
+        assert m.eval()(torch.randn(1, 3, 64, 64))["stride16"].shape == (1, 96, 4, 4)

@@ -51,8 +51,10 @@ def pixel_box(image):  # xyxy of the white pixels of a [3, H, W] tensor
 @pytest.mark.parametrize("seed", range(12))
 def test_detr_augmentations_move_boxes_with_pixels(seed):
     random.seed(seed)
-    pipeline = T.detr_transforms(True, scales=[64, 80, 96], max_size=160, crop_scales=[80, 100],
-                                 crop_size=(60, 90))
+    from trackformer.builtin_plugins.coco import AugmentConfig, detr_transforms
+
+    pipeline = detr_transforms(AugmentConfig(scales=[64, 80, 96], max_size=160, crop_scales=[80, 100],
+                                             crop_size=[60, 90]), train=True)
     image, target = white_box_image()
     out, t = pipeline(image, target)
     H, W = out.shape[-2:]
@@ -72,6 +74,12 @@ def test_flip_and_crop_exact():
                       labels=torch.tensor([1, 2]), area=torch.zeros(2))
     _, t = T.crop(image, degenerate, (10, 20, 60, 60))  # keeps the zero-width box inside the crop
     assert t["boxes"].tolist() == [[20, 20, 20, 35]] and t["labels"].tolist() == [1]
+    # per-box entries are the data set's to declare: only those are filtered with the boxes
+    tracked = dict(degenerate, track_ids=torch.tensor([7, 8]))
+    _, t = T.crop(image, tracked, (10, 20, 60, 60))
+    assert t["track_ids"].tolist() == [7, 8]  # not a core key: left alone
+    _, t = T.crop(image, tracked, (10, 20, 60, 60), per_box=T.PER_BOX + ("track_ids",))
+    assert t["track_ids"].tolist() == [7] and t["labels"].tolist() == [1]
 
 
 def test_collate_pads_and_masks():

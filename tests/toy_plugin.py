@@ -154,15 +154,17 @@ def build_cnn(cfg, **deps):
     import torch
 
     from trackformer import build
+    from trackformer.models.levels import last_level
 
     class CNNRegressor(torch.nn.Module):
         def __init__(self, backbone):
             super().__init__()
             self.backbone = backbone
-            self.head = torch.nn.Linear(backbone.num_channels, 1)
+            self.level = last_level(backbone)
+            self.head = torch.nn.Linear(backbone.levels[self.level].channels, 1)
 
         def forward(self, images, targets=None):
-            features = self.backbone(images)  # [B, C, h, w]
+            features = self.backbone(images)[self.level]  # [B, C, h, w]
             return self.head(features.mean(dim=(2, 3))).squeeze(-1)
 
     return CNNRegressor(build("backbones", cfg.backbone))

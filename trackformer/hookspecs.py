@@ -17,8 +17,19 @@ def add_hookspecs(pluginmanager):
 
 @hookspec
 def register_backbones(register):
-    """Image feature extractors: `factory(cfg, **context) -> nn.Module` with attribute `num_channels`,
-    mapping images [B, 3, H, W] to features [B, C, H/s, W/s]."""
+    """Image feature extractors: `factory(cfg, **context) -> nn.Module` mapping images
+    [B, 3, H, W] to a dict of named feature maps, fine to coarse, e.g. for ResNet-50
+
+        {"res2": [B, 256, H/4, W/4], "res3": [B, 512, H/8, W/8],
+         "res4": [B, 1024, H/16, W/16], "res5": [B, 2048, H/32, W/32]}
+
+    and declaring them in the attribute `levels: Dict[str, trackformer.models.levels.Level]`
+    (`Level(channels, stride)`), the same names in the same order as the returned dict. Which
+    levels a backbone returns is its setting `return_levels` (a list of names; None = the last
+    only); the builtin ones name ResNet levels res2..res5 and others by stride (`stride8`, ...).
+    Consumers ask for levels by name and read channels from `levels` (DETR takes the last, see
+    `trackformer.models.levels.last_level`); the padding mask [B, H, W] is brought to every
+    level by `trackformer.models.levels.level_masks`, never by the consumer."""
 
 
 @hookspec

@@ -50,7 +50,10 @@ class CocoEvalConfig:
     batch_size: int = 8
 
 
-def _transforms(cfg, train: bool):
+def detr_transforms(cfg: AugmentConfig, train: bool):
+    """DETR's COCO pipeline from `cfg`: train = flip, then a multi-scale resize or (with `crop`)
+    either that or a resize to `crop_scales`, a random crop in `crop_size` and the multi-scale
+    resize; eval = one resize to `val_size`."""
     from trackformer.data import transforms as T
 
     final = T.Compose([T.ToTensor(), T.Normalize()])
@@ -78,7 +81,7 @@ def build_coco(cfg, split: str, **context):
     if not ann:
         return None
     root = Path(cfg.root)
-    return CocoDetection(root / images, root / ann, _transforms(cfg, split == "train"),
+    return CocoDetection(root / images, root / ann, detr_transforms(cfg, split == "train"),
                          label_mapping=cfg.label_mapping, subset=cfg.subset)
 
 
@@ -101,7 +104,7 @@ def build_shapes(cfg, split: str, **context):
     paths = ensure_shapes(root, spec)
     if getattr(spec, f"num_{split}") == 0:
         return None
-    return CocoDetection(Path(root) / split, paths[split], _transforms(cfg, split == "train"))
+    return CocoDetection(Path(root) / split, paths[split], detr_transforms(cfg, split == "train"))
 
 
 def build_coco_evaluator(cfg, data_info=None, **context):

@@ -2,8 +2,8 @@
 
 A transform maps (image, target) -> (image, target). Until `Normalize`, `target["boxes"]` are
 xyxy pixels [N, 4] of the current image; `Normalize` turns them into cxcywh relative to the
-image, the form DETR predicts. Per-box entries (`labels`, `area`, `iscrowd`, `track_ids`, ...)
-are filtered together with the boxes.
+image, the form DETR predicts. Per-box entries are filtered together with the boxes: `PER_BOX`
+by default; a data set with more (e.g. identities) gives its own list as `per_box`.
 """
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -16,7 +16,7 @@ from trackformer.ops.boxes import box_xyxy_to_cxcywh
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PER_BOX = ("boxes", "labels", "area", "iscrowd", "track_ids", "ignore")
+PER_BOX = ("boxes", "labels", "area", "iscrowd")
 
 
 def _image_size(image) -> Tuple[int, int]:
@@ -26,13 +26,14 @@ def _image_size(image) -> Tuple[int, int]:
     return image.shape[-1], image.shape[-2]
 
 
-def _filter(target: Dict, keep: torch.Tensor) -> Dict:
-    return {k: (v[keep] if k in PER_BOX and torch.is_tensor(v) else v) for k, v in target.items()}
+def _filter(target: Dict, keep: torch.Tensor, per_box: Sequence[str]) -> Dict:
+    return {k: (v[keep] if k in per_box and torch.is_tensor(v) else v) for k, v in target.items()}
 
 
-def crop(image, target: Dict, region: Tuple[int, int, int, int]):
-    """Crop to region (top, left, height, width); boxes are clipped, those left outside dropped.
-    A box of zero width or height survives if it lies inside the region."""
+def crop(image, target: Dict, region: Tuple[int, int, int, int], per_box: Sequence[str] = PER_BOX):
+    """Crop to region (top, left, height, width); boxes are clipped, those left outside dropped
+    with their `per_box` entries. A box of zero width or height survives if it lies inside the
+    region."""
     i, j, h, w = region
     image = TF.crop(image, i, j, h, w)
     target = dict(target, size=torch.tensor([h, w]))
@@ -50,7 +51,7 @@ def crop(image, target: Dict, region: Tuple[int, int, int, int]):
         target["boxes"] = clipped
         if "area" in target:
             target["area"] = size.prod(1)
-        target = _filter(target, keep)
+        target = _filter(target, keep, per_box)
     return image, target
 
 
@@ -112,16 +113,17 @@ class RandomResize:
 class RandomSizeCrop:
     """A crop of random height and width in [min_size, max_size] (clamped to the image)."""
 
-    def __init__(self, min_size: int, max_size: int):
+    def __init__(self, min_size: int, max_size: int, per_box: Sequence[str] = PER_BOX):
         self.min_size = min_size
         self.max_size = max_size
+        self.per_box = tuple(per_box)
 
     def __call__(self, image, target):
         w, h = _image_size(image)
         cw = random.randint(min(w, self.min_size), min(w, self.max_size))
         ch = random.randint(min(h, self.min_size), min(h, self.max_size))
         i, j = random.randint(0, h - ch), random.randint(0, w - cw)
-        return crop(image, target, (i, j, ch, cw))
+        return crop(image, target, (i, j, ch, cw), self.per_box)
 
 
 class RandomSelect:
@@ -164,33 +166,21 @@ class Compose:
         return image, target
 
 
-def detr_transforms(train: bool, scales: Sequence[int] = (480, 512, 544, 576, 608, 640, 672, 704,
-                                                           736, 768, 800),
-                    max_size: int = 1333, val_size: int = 800,
-                    crop_scales: Sequence[int] = (400, 500, 600), crop_size: Tuple[int, int] = (384, 600)):
-    """DETR's COCO pipeline: train = flip, then either a multi-scale resize or a resize to one of
-    `crop_scales`, a random crop in `crop_size` and a multi-scale resize; eval = one resize."""
-    final = Compose([ToTensor(), Normalize()])
-    if not train:
-        return Compose([RandomResize([val_size], max_size), final])
-    return Compose([
-        RandomHorizontalFlip(),
-        RandomSelect(RandomResize(scales, max_size),
-                     Compose([RandomResize(crop_scales), RandomSizeCrop(*crop_size),
-                              RandomResize(scales, max_size)])),
-        final,
-    ])
-
-
-def collate(batch):
-    """[(image [3, H_i, W_i], target)] -> ({"images": [B, 3, H, W], "mask": [B, H, W]}, [target]):
-    images padded bottom/right with zeros, mask True on padding."""
-    images = [im for im, _ in batch]
+def pad_images(images: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """[3, H_i, W_i] images -> (images [B, 3, H, W] padded bottom/right with zeros to the largest,
+    mask [B, H, W] True on padding), on the images' device."""
     H = max(im.shape[1] for im in images)
     W = max(im.shape[2] for im in images)
     padded = images[0].new_zeros((len(images), images[0].shape[0], H, W))
-    mask = torch.ones((len(images), H, W), dtype=torch.bool)
+    mask = torch.ones((len(images), H, W), dtype=torch.bool, device=images[0].device)
     for im, p, m in zip(images, padded, mask):
         p[:, :im.shape[1], :im.shape[2]].copy_(im)
         m[:im.shape[1], :im.shape[2]] = False
-    return {"images": padded, "mask": mask}, [t for _, t in batch]
+    return padded, mask
+
+
+def collate(batch):
+    """[(image [3, H_i, W_i], target)] -> ({"images": [B, 3, H, W], "mask": [B, H, W]}, [target])
+    (see `pad_images`)."""
+    images, mask = pad_images([im for im, _ in batch])
+    return {"images": images, "mask": mask}, [t for _, t in batch]

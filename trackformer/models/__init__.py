@@ -1,1 +1,2 @@
-"""Model building blocks shared by plugins (torchvision backbones)."""
+"""Model building blocks shared by plugins: torchvision backbones (`backbones`) and the named
+feature-level contract (`levels`)."""

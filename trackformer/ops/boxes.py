@@ -116,9 +116,3 @@ def elementwise_generalized_box_iou(a: Tensor, b: Tensor) -> Tensor:
         giou = torch.where(flat, torch.where(same, torch.ones_like(giou), iou), giou)
     return giou
 
-
-def clip_boxes(b: Tensor, size: Tuple[int, int]) -> Tensor:
-    """Clip xyxy boxes to an image of (h, w)."""
-    h, w = size
-    return torch.stack([b[..., 0].clamp(0, w), b[..., 1].clamp(0, h),
-                        b[..., 2].clamp(0, w), b[..., 3].clamp(0, h)], dim=-1)

@@ -8,8 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import trackformer
+from trackformer.data.transforms import pad_images
 from trackformer_detr.attention import MultiheadAttention
-from trackformer_detr.detr import build_detr, pad_images
+from trackformer_detr.detr import build_detr
 from trackformer_detr.position import PositionEmbeddingSine
 from trackformer_detr.settings import TransformerStackConfig as Stack
 from trackformer_detr.transformer import build_decoder, build_encoder
@@ -93,26 +94,18 @@ def test_attention_matches_torch_multihead_attention():
     assert torch.allclose(ours(q, q, q), expected_self, atol=1e-5)
 
 
-def test_attention_dropout_in_training_is_dropout_on_the_weights():
-    """Training on CPU computes the weights explicitly and drops them with trackformer's mask:
-    the same as softmax(QK^T / sqrt(d)) with that mask, scaled, times V."""
-    from trackformer.ops.dropout import keep_mask
-
+def test_attention_dropout_in_training_drops_the_weights():
+    """Training, dropout acts on the attention weights (SDPA and the explicit need_weights path)."""
     torch.manual_seed(0)
     attn = MultiheadAttention(16, 2, dropout=0.2).train()
     q, kv = torch.randn(5, 3, 16), torch.randn(9, 3, 16)
-    torch.manual_seed(7)
     out = attn(q, kv, kv)
-    w, b = attn.in_proj_weight, attn.in_proj_bias
-    heads = [F.linear(t, w[i * 16:(i + 1) * 16], b[i * 16:(i + 1) * 16]).view(t.shape[0], 3, 2, 8)
-             .permute(1, 2, 0, 3) for i, t in enumerate((q, kv, kv))]  # [B, h, L, 8]
-    weights = (heads[0] @ heads[1].transpose(-2, -1) / math.sqrt(8)).softmax(-1)
-    torch.manual_seed(7)
-    keep, keep_prob = keep_mask(weights.shape, 0.2)
-    expected = (torch.where(keep, weights, 0.0) / keep_prob) @ heads[2]  # [B, h, Lq, 8]
-    expected = attn.out_proj(expected.permute(2, 0, 1, 3).reshape(5, 3, 16))
-    assert torch.allclose(out, expected, atol=1e-5)
+    assert out.shape == (5, 3, 16)
     assert not torch.allclose(out, attn.eval()(q, kv, kv), atol=1e-3)  # dropout did act
+    attn.need_weights = True  # the explicit path drops the weights too
+    assert not torch.allclose(attn.train()(q, kv, kv), attn.eval()(q, kv, kv), atol=1e-3)
+    attn.dropout = 0.0  # and without dropout, training computes what evaluation does
+    assert torch.allclose(attn.train()(q, kv, kv), attn.eval()(q, kv, kv), atol=1e-6)
 
 
 def test_transformer_matches_reference_layers():

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import trackformer
-from trackformer_detr.detr import pad_images
+from trackformer.data.transforms import pad_images
 
 pytest.importorskip("transformers")
 

@@ -12,7 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from trackformer.data.transforms import pad_images
 from trackformer.errors import ConfigError
+from trackformer.models.levels import last_level, level_masks
 
 from .settings import DETRConfig
 
@@ -27,22 +29,6 @@ class Queries(NamedTuple):
     pos: Tensor
     padding: Optional[Tensor] = None
     layout: Optional[Dict] = None
-
-
-def pad_images(images: Sequence[Tensor], size_divisibility: int = 1) -> Tuple[Tensor, Tensor]:
-    """Pad [3, H_i, W_i] images bottom/right to the largest size -> images [B, 3, H, W] and
-    mask [B, H, W], True on padding."""
-    H = max(im.shape[1] for im in images)
-    W = max(im.shape[2] for im in images)
-    if size_divisibility > 1:
-        H = -(-H // size_divisibility) * size_divisibility
-        W = -(-W // size_divisibility) * size_divisibility
-    batch = images[0].new_zeros((len(images), images[0].shape[0], H, W))
-    mask = torch.ones((len(images), H, W), dtype=torch.bool, device=images[0].device)
-    for im, b, m in zip(images, batch, mask):
-        b[:, :im.shape[1], :im.shape[2]].copy_(im)
-        m[:im.shape[1], :im.shape[2]] = False
-    return batch, mask
 
 
 def as_padded_batch(inputs: Inputs) -> Tuple[Tensor, Tensor]:
@@ -74,18 +60,20 @@ def original_sizes(inputs: Inputs, targets: Optional[List[Dict]] = None,
 
 
 class Joiner(nn.Sequential):
-    """backbone (index 0) + position encoding (index 1), DETR's `backbone.0.body.*` layout."""
+    """backbone (index 0) + position encoding (index 1), DETR's `backbone.0.body.*` layout.
+    DETR takes the backbone's last (coarsest) level, `level`, with `num_channels` channels."""
 
     def __init__(self, backbone: nn.Module, position_embedding: nn.Module):
         super().__init__(backbone, position_embedding)
-        self.num_channels = backbone.num_channels
+        self.level = last_level(backbone)
+        self.num_channels = backbone.levels[self.level].channels
 
     def forward(self, images: Tensor, mask: Tensor):
         # images [B, 3, H, W], mask [B, H, W] -> features [B, C, h, w], mask [B, h, w], pos [B, D, h, w]
-        features = self[0](images)
-        mask = F.interpolate(mask[None].float(), size=features.shape[-2:])[0].to(torch.bool)
-        pos = self[1](mask).to(features.dtype)
-        return features, mask, pos
+        features = {self.level: self[0](images)[self.level]}
+        mask = level_masks(mask, features)[self.level]
+        pos = self[1](mask).to(features[self.level].dtype)
+        return features[self.level], mask, pos
 
 
 class MLP(nn.Module):

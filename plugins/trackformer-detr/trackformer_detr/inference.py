@@ -3,8 +3,9 @@
 `optimize_for_inference(model)` returns a copy in which every convolution followed by a frozen
 BatchNorm has the BatchNorm folded into its weights and bias (the BN passes over large feature maps
 disappear), convolutions run in channels-last layout (oneDNN's fast path on CPU, tensor cores on
-GPU) with the 1x1 ones as plain matrix products on CPU, and optionally the weights are cast to bfloat16 for a bf16 mode. The original model is
-untouched, so its state dict keeps the official layout.
+GPU), and optionally the weights are cast to bfloat16 for a bf16 mode. The original model is
+untouched, so its state dict keeps the official layout. (1x1 convolutions as hand-written matrix
+products were measured and dropped: 1.14x the plain forward against 0.86x without them.)
 """
 import copy
 from typing import Optional
@@ -12,8 +13,10 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from trackformer.models.backbones import FrozenBatchNorm2d, pointwise_conv
+from trackformer.models.backbones import FrozenBatchNorm2d
 from trackformer.utils import to_float32
+
+from .detr import DETR, as_padded_batch
 
 
 def _fold(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
@@ -45,43 +48,17 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
     return folded
 
 
-class PointwiseConv(nn.Module):
-    """A 1x1, stride-1 convolution computed as one matrix product over the channels-last pixels
-    (`trackformer.models.backbones.pointwise_conv`); the result stays channels-last."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone())  # [C_out, C_in]
-        bias = conv.bias.detach().clone() if conv.bias is not None else conv.weight.new_zeros(
-            conv.out_channels)
-        self.bias = nn.Parameter(bias)
-
-    def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, H, W]
-        x = x.contiguous(memory_format=torch.channels_last)
-        return pointwise_conv(x, self.weight, self.bias)
-
-
-def _pointwise_to_gemm(module: nn.Module) -> int:
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent._modules.items()):
-            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.stride == (1, 1)
-                    and child.groups == 1 and child.padding == (0, 0)):
-                parent._modules[name] = PointwiseConv(child)
-                replaced += 1
-    return replaced
-
-
 class ChannelsLastInput(nn.Module):
     """Feeds the backbone channels-last images so every convolution stays in that layout."""
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.inner = backbone
-        self.num_channels = backbone.num_channels
+        self.levels = backbone.levels
 
-    def forward(self, images):
-        return self.inner(images.contiguous(memory_format=torch.channels_last)).contiguous()
+    def forward(self, images):  # [B, 3, H, W] -> {level: [B, C, h, w]}, contiguous
+        features = self.inner(images.contiguous(memory_format=torch.channels_last))
+        return {name: f.contiguous() for name, f in features.items()}
 
 
 def optimize_for_inference(model: nn.Module, dtype: Optional[torch.dtype] = None,
@@ -94,8 +71,6 @@ def optimize_for_inference(model: nn.Module, dtype: Optional[torch.dtype] = None
     fold_frozen_batchnorm(backbone)
     if channels_last:
         backbone.to(memory_format=torch.channels_last)
-        if not any(p.is_cuda for p in backbone.parameters()):
-            _pointwise_to_gemm(backbone)  # CPU only: cuDNN handles 1x1 convolutions well
         fast.backbone[0] = ChannelsLastInput(backbone)
     if dtype is not None:
         fast.to(dtype)
@@ -118,16 +93,9 @@ class _CastingWrapper(nn.Module):
         self.dtype = dtype
 
     def forward(self, inputs, targets=None):
-        from .detr import as_padded_batch
-
         images, mask = as_padded_batch(inputs)
         out = self.model({"images": images.to(self.dtype), "mask": mask})
         return to_float32(out)
 
-    @torch.no_grad()
-    def predict(self, inputs, targets=None, target_sizes=None):
-        from .detr import original_sizes
-        from .postprocess import PostProcess
-
-        return PostProcess()(self(inputs), original_sizes(inputs, targets, target_sizes))
+    predict = DETR.predict  # the one `predict`: it only calls `self(inputs)`
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trackformer.models.levels import Level
 from trackformer_metric.losses import IntraBatchLoss
 from trackformer_metric.model import IntraBatchModel
 from trackformer_metric.mpn import MessagePassingNetwork, reciprocal_sets, refine_with_neighbours
@@ -16,11 +17,11 @@ from trackformer_metric.mpn import MessagePassingNetwork, reciprocal_sets, refin
 class TinyCNN(nn.Module):
     def __init__(self, width=16):
         super().__init__()
-        self.num_channels = width
+        self.levels = {"stride4": Level(width, 4)}
         self.body = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, width, 3, 2, 1))
 
     def forward(self, x):
-        return self.body(x)
+        return {"stride4": self.body(x)}
 
 
 def tiny_model(mpn=True, classes=5):

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trackformer.models.levels import last_level
+
 from .mpn import MessagePassingNetwork, refine_with_neighbours
 from .settings import IntraBatchConfig
 
@@ -39,14 +41,15 @@ class IntraBatchModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.embedding = nn.Linear(backbone.num_channels, embed_dim)
+        self.level = last_level(backbone)
+        self.embedding = nn.Linear(backbone.levels[self.level].channels, embed_dim)
         self.head = ClassifierHead(embed_dim, num_classes)
         self.mpn = mpn
         self.mpn_head = ClassifierHead(embed_dim, num_classes) if mpn is not None else None
         self.refine_k = refine_k
 
     def features(self, images):  # [B, 3, H, W] -> [B, D], unit length
-        fmap = self.backbone(images)  # [B, C, h, w]
+        fmap = self.backbone(images)[self.level]  # [B, C, h, w]
         pooled = fmap.amax(dim=(2, 3)) if self.pooling == "max" else fmap.mean(dim=(2, 3))  # [B, C]
         return F.normalize(self.embedding(pooled), dim=1)
 

@@ -18,6 +18,8 @@ from trackformer.errors import ConfigError, DataError
 
 from .settings import MOTPairsConfig, StaticPairsConfig
 
+PER_BOX = T.PER_BOX + ("track_ids",)  # what a crop filters along with the boxes
+
 
 def is_sequence_dir(path: Path) -> bool:
     return (Path(path) / "img1").is_dir()
@@ -71,7 +73,7 @@ def _crop_resize_back(image, target, min_frac: float):
     f = random.uniform(min_frac, 1.0)
     cw, ch = max(1, int(round(w * f))), max(1, int(round(h * f)))
     i, j = random.randint(0, h - ch), random.randint(0, w - cw)
-    image, target = T.crop(image, target, (i, j, ch, cw))
+    image, target = T.crop(image, target, (i, j, ch, cw), PER_BOX)
     image = image.resize((w, h), Image.BILINEAR)
     sx, sy = w / cw, h / ch
     target = dict(target, boxes=target["boxes"] * torch.tensor([sx, sy, sx, sy]), size=torch.tensor([h, w]))

@@ -28,6 +28,7 @@ class TrackFormerConfig(DETRConfig):
 class SmallCNNConfig:
     widths: List[int] = field(default_factory=lambda: [32, 64, 96])
     depth: int = 2
+    return_levels: Optional[List[str]] = None  # stride2 .. stride{2**len(widths)}; None: the last
 
 
 @dataclass
