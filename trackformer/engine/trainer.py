@@ -54,21 +54,8 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
     tc = cfg.train
 
     # ---- data, model, objective -------------------------------------------------------------
-    train_set = build_dataset(cfg, "train")
-    if train_set is None or len(train_set) == 0:
-        raise ConfigError("data", "the training split is empty")
+    train_set, model, criterion, evaluator = build_parts(cfg, device, run)
     val_set = build_dataset(cfg, "val")
-    data_info = dict(getattr(train_set, "info", {}) or {})
-    run.save_data_info(data_info)
-    model = build_model(cfg, data_info).to(device)
-    check_classes(model, data_info)
-    run.model = model
-    matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
-    if cfg.loss is None:
-        raise ConfigError("loss", "training needs a loss; set loss.name")
-    criterion = build("losses", cfg.loss, matcher=matcher, model=model).to(device)
-    evaluator = build("evaluators", cfg.evaluator, data_info=data_info) if cfg.evaluator is not None else None
-
     batches = epoch_batches(train_set, tc.batch_size, cfg.seed)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch=max(1, len(batches) // tc.accumulate))
@@ -129,16 +116,39 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
     metrics = dict(state.metrics)
     if dist.is_main():
         if evaluator is not None:
-            if run.best_checkpoint.is_file():
-                model.load_state_dict(model_state_from(load_checkpoint(run.best_checkpoint), run.best_checkpoint))
-            test_set = build_dataset(cfg, "test")
-            if test_set is not None:
-                metrics.update(evaluate(evaluator, model, test_set, device, run, "test"))
+            metrics.update(evaluate_best(cfg, evaluator, model, device, run))
         metrics["train_steps"] = state.global_step
         run.finish(metrics)
         hook.on_run_end(run=run, metrics=metrics)
     dist.barrier()
     return metrics
+
+
+def build_parts(cfg: DictConfig, device, run: Run):
+    """The training split and what is built from the config: (train_set, model, criterion, evaluator).
+    The model takes what it needs from the training split's `info` (saved as data_info.json)."""
+    train_set = build_dataset(cfg, "train")
+    if train_set is None or len(train_set) == 0:
+        raise ConfigError("data", "the training split is empty")
+    data_info = dict(getattr(train_set, "info", {}) or {})
+    run.save_data_info(data_info)
+    model = build_model(cfg, data_info).to(device)
+    check_classes(model, data_info)
+    run.model = model  # for the lifecycle hooks
+    matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
+    if cfg.loss is None:
+        raise ConfigError("loss", "training needs a loss; set loss.name")
+    criterion = build("losses", cfg.loss, matcher=matcher, model=model).to(device)
+    evaluator = build("evaluators", cfg.evaluator, data_info=data_info) if cfg.evaluator is not None else None
+    return train_set, model, criterion, evaluator
+
+
+def evaluate_best(cfg: DictConfig, evaluator, model, device, run: Run) -> Dict[str, float]:
+    """The test split's metrics of the best weights (`best.pt`; the last ones when no validation ran)."""
+    if run.best_checkpoint.is_file():
+        model.load_state_dict(model_state_from(load_checkpoint(run.best_checkpoint), run.best_checkpoint))
+    test_set = build_dataset(cfg, "test")
+    return evaluate(evaluator, model, test_set, device, run, "test") if test_set is not None else {}
 
 
 def train_one_epoch(state: TrainState, model, criterion, loader, device, autocast, tc, run: Run) -> Dict[str, float]:
