@@ -24,14 +24,16 @@ from trackformer_detr.detr import MLP
 from .deformable_transformer import DeformableTransformer, inverse_sigmoid
 
 
-def sine_position(mask: Tensor, num_pos_feats: int, temperature: float = 10000.0) -> Tensor:
-    """[B, H, W] (True on padding) -> [B, 2 * num_pos_feats, H, W], Deformable DETR's normalised sine."""
+def sine_position(mask: Tensor, num_pos_feats: int, temperature: float = 10000.0,
+                  dtype: torch.dtype = torch.float32) -> Tensor:
+    """[B, H, W] (True on padding) -> [B, 2 * num_pos_feats, H, W], Deformable DETR's normalised sine,
+    computed in float32 (as the official code) or float64."""
     not_mask = ~mask
-    y_embed = not_mask.cumsum(1, dtype=torch.float32)
-    x_embed = not_mask.cumsum(2, dtype=torch.float32)
+    y_embed = not_mask.cumsum(1, dtype=dtype)
+    x_embed = not_mask.cumsum(2, dtype=dtype)
     y_embed = (y_embed - 0.5) / (y_embed[:, -1:, :] + 1e-6) * (2 * math.pi)
     x_embed = (x_embed - 0.5) / (x_embed[:, :, -1:] + 1e-6) * (2 * math.pi)
-    dim_t = torch.arange(num_pos_feats, dtype=torch.float32, device=mask.device)
+    dim_t = torch.arange(num_pos_feats, dtype=dtype, device=mask.device)
     dim_t = temperature ** (2 * (dim_t // 2) / num_pos_feats)
     pos_x, pos_y = x_embed[..., None] / dim_t, y_embed[..., None] / dim_t  # [B, H, W, F]
     pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
@@ -95,7 +97,8 @@ class DeformableDETR(nn.Module):
             srcs.append(self.input_proj[lvl](features[-1] if lvl == len(features) else srcs[-1]))
             masks.append(F.interpolate(image_mask[None].float(), size=srcs[-1].shape[-2:]).to(torch.bool)[0])
         d = self.transformer.d_model
-        pos = [sine_position(m, d // 2).to(s.dtype) for s, m in zip(srcs, masks)]
+        work = torch.promote_types(srcs[0].dtype, torch.float32)
+        pos = [sine_position(m, d // 2, dtype=work).to(s.dtype) for s, m in zip(srcs, masks)]
         return srcs, masks, pos
 
     def forward(self, features: Sequence[Tensor], masks: Sequence[Tensor], image_mask: Tensor) -> Dict:

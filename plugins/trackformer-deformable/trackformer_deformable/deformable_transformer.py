@@ -54,8 +54,8 @@ class DeformableEncoder(nn.Module):
         refs = []
         for lvl, (h, w) in enumerate(shapes):
             ref_y, ref_x = torch.meshgrid(
-                torch.linspace(0.5, h - 0.5, h, dtype=torch.float32, device=valid_ratios.device),
-                torch.linspace(0.5, w - 0.5, w, dtype=torch.float32, device=valid_ratios.device), indexing="ij")
+                torch.linspace(0.5, h - 0.5, h, dtype=valid_ratios.dtype, device=valid_ratios.device),
+                torch.linspace(0.5, w - 0.5, w, dtype=valid_ratios.dtype, device=valid_ratios.device), indexing="ij")
             ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, lvl, 1] * h)
             ref_x = ref_x.reshape(-1)[None] / (valid_ratios[:, None, lvl, 0] * w)
             refs.append(torch.stack((ref_x, ref_y), -1))  # [B, h*w, 2]
@@ -157,11 +157,11 @@ class DeformableTransformer(nn.Module):
             nn.init.constant_(self.reference_points.bias, 0.0)
         nn.init.normal_(self.level_embed)
 
-    @staticmethod
-    def proposal_pos_embed(proposals: Tensor) -> Tensor:
-        """[B, K, 4] logits of boxes -> [B, K, 512]: 128 sine/cos features per coordinate."""
-        dim_t = torch.arange(128, dtype=torch.float32, device=proposals.device)
-        dim_t = 10000 ** (2 * (dim_t // 2) / 128)
+    def proposal_pos_embed(self, proposals: Tensor) -> Tensor:
+        """[B, K, 4] logits of boxes -> [B, K, 2d]: d/2 sine/cos features per coordinate (official: 128 at d 256)."""
+        feats = self.d_model // 2
+        dim_t = torch.arange(feats, dtype=proposals.dtype, device=proposals.device)
+        dim_t = 10000 ** (2 * (dim_t // 2) / feats)
         pos = proposals.sigmoid()[:, :, :, None] * (2 * math.pi) / dim_t  # [B, K, 4, 128]
         return torch.stack((pos[:, :, :, 0::2].sin(), pos[:, :, :, 1::2].cos()), dim=4).flatten(2)
 
@@ -173,8 +173,8 @@ class DeformableTransformer(nn.Module):
         for lvl, (h, w) in enumerate(shapes):
             mask = padding_mask[:, start:start + h * w].view(B, h, w)
             valid_h, valid_w = (~mask[:, :, 0]).sum(1), (~mask[:, 0, :]).sum(1)
-            grid_y, grid_x = torch.meshgrid(torch.linspace(0, h - 1, h, dtype=torch.float32, device=memory.device),
-                                            torch.linspace(0, w - 1, w, dtype=torch.float32, device=memory.device),
+            grid_y, grid_x = torch.meshgrid(torch.linspace(0, h - 1, h, dtype=memory.dtype, device=memory.device),
+                                            torch.linspace(0, w - 1, w, dtype=memory.dtype, device=memory.device),
                                             indexing="ij")
             grid = torch.stack([grid_x, grid_y], -1)  # [h, w, 2]
             scale = torch.stack([valid_w, valid_h], 1).view(B, 1, 1, 2)
@@ -190,9 +190,9 @@ class DeformableTransformer(nn.Module):
         return self.enc_output_norm(self.enc_output(out)), proposals
 
     @staticmethod
-    def valid_ratio(mask: Tensor) -> Tensor:  # [B, H, W] True on padding -> [B, 2] (w, h)
+    def valid_ratio(mask: Tensor, dtype=torch.float32) -> Tensor:  # [B, H, W] True on padding -> [B, 2] (w, h)
         _, H, W = mask.shape
-        return torch.stack([(~mask[:, 0, :]).sum(1).float() / W, (~mask[:, :, 0]).sum(1).float() / H], -1)
+        return torch.stack([(~mask[:, 0, :]).sum(1).to(dtype) / W, (~mask[:, :, 0]).sum(1).to(dtype) / H], -1)
 
     def forward(self, srcs: Sequence[Tensor], masks: Sequence[Tensor], pos_embeds: Sequence[Tensor],
                 query_embed: Optional[Tensor] = None):
@@ -205,7 +205,9 @@ class DeformableTransformer(nn.Module):
         mask = torch.cat([m.flatten(1) for m in masks], 1)  # [B, S]
         pos = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
                          for lvl, p in enumerate(pos_embeds)], 1)  # [B, S, d]
-        valid_ratios = torch.stack([self.valid_ratio(m) for m in masks], 1)  # [B, L, 2]
+        # float32 as the official code, float64 for float64 models
+        valid_ratios = torch.stack([self.valid_ratio(m, torch.promote_types(src.dtype, torch.float32)) for m in masks],
+                                   1)  # [B, L, 2]
         memory = self.encoder(src, shapes, valid_ratios, pos, mask)
         B, _, d = memory.shape
         enc_class = enc_coord = None
