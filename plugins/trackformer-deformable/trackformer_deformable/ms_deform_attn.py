@@ -120,6 +120,15 @@ def _scatter_rows(grad_value: Tensor, token_map: Tensor, M: int, row00: Tensor, 
         grad_value[dest] += summed[inside].to(grad_value.dtype)
 
 
+def _corner_products(grad: Tensor, rows: Tensor, idx: Tensor, num_bags: int) -> Tensor:
+    """<rows[idx[e]], grad[bag of e]> for every corner e of [num_bags] equal bags: [E]. It is
+    `embedding_bag`'s gradient for its per-sample weights, called without running the bag sums again."""
+    K = idx.numel() // num_bags
+    offsets = torch.arange(0, idx.numel(), K, device=idx.device)
+    offset2bag = torch.arange(num_bags, device=idx.device).repeat_interleave(K)
+    return torch.ops.aten._embedding_bag_per_sample_weights_backward(grad, rows, idx, offsets, offset2bag, 0, -1)
+
+
 def _chunks(num_queries: int, corners_per_query: int):
     size = max(1, CHUNK_CORNERS // corners_per_query)
     for start in range(0, num_queries, size):
@@ -171,12 +180,7 @@ class _MSDeformAttn(torch.autograd.Function):
             bilinear = wy[..., :, None] * wx[..., None, :]  # [N, q, M, L, P, 2, 2]
             weights = bilinear * attn[..., None, None]
             if need_loc or need_attn:  # d out / d weight of each corner: <value row, grad>
-                w = weights.view(B, -1).requires_grad_()
-                with torch.enable_grad():
-                    sampled = F.embedding_bag((row00[..., None] + step).view(B, -1), rows, per_sample_weights=w,
-                                              mode="sum")
-                    d_w, = torch.autograd.grad(sampled, w, grad)
-                d_w = d_w.view(bilinear.shape)
+                d_w = _corner_products(grad, rows, (row00[..., None] + step).view(-1), B).view(bilinear.shape)
                 if need_attn:
                     grad_attn[:, q0:q1] = (d_w * bilinear).sum((-1, -2))
                 if need_loc:
