@@ -8,14 +8,20 @@ at `2 * loc - 1`: pixel coordinate `loc * size - 0.5`, corners outside the map r
 
 The official pure-PyTorch reference calls `grid_sample` once per level, stacks the samples of all
 levels into [N*M, D, Lq, L*P], weights and sums them, and autograd keeps the samples for the
-backward. Here the attention weight is folded into the four bilinear weights of each sample, and
-each (query, head) becomes one bag of L*P*4 rows of the flat value [N*S*M, D] (rows of every level,
-indexed from the level's start): `F.embedding_bag(mode="sum", per_sample_weights=...)` gathers and
-reduces them in one fused call, never materialising the samples, and its backward gives the value's
-and the weights' gradients. A custom autograd function keeps only its three inputs and recomputes
-the corners chunk by chunk of queries in the backward, so memory stays near the inputs' size.
+backward. Here every level's map gets a zero border in one flat copy of the value [N*Sp*M, D], so the
+four corners of any clamped coordinate are real rows and need no mask; the attention weight is folded
+into the four bilinear weights; each (query, head) becomes one bag of L*P*4 rows, and
+`F.embedding_bag(mode="sum", per_sample_weights=...)` gathers and reduces them in one fused call,
+never materialising the samples. A custom autograd function keeps only the bordered value, the
+locations and the weights, and recomputes the corners chunk by chunk of queries in the backward:
+the corner products <value row, grad> come from `embedding_bag`'s per-sample-weight gradient op, the
+value's gradient from a second `embedding_bag` over the output gradient with the corners sorted by
+row (its transpose; faster than `embedding_bag`'s own backward or `index_add_` on CPU).
 Coordinates and bilinear weights are computed in float32 (float64 for float64 inputs) whatever the
 value's dtype; float16/bfloat16 gradients are accumulated in float32.
+Measured (bench/bench_deformable_attention.py, 2 threads): forward+backward at the released TrackFormer
+encoder's shapes about 0.6-0.75x the time and 0.3x the peak memory of the reference algorithm; at the
+decoder's (550 queries, value-sized work dominates) about 1.1x time and 1.3x memory.
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -136,7 +142,7 @@ def _chunks(num_queries: int, corners_per_query: int):
 
 
 class _MSDeformAttn(torch.autograd.Function):
-    """Saves its inputs only; the backward recomputes each chunk's corners."""
+    """Saves the bordered value, locations and weights; the backward recomputes each chunk's corners."""
 
     @staticmethod
     def forward(ctx, value, sampling_locations, attention_weights, shapes):
