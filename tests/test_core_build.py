@@ -11,16 +11,7 @@ from trackformer.plugins import load_plugins, reset_plugins
 TOY = TESTS / "toy.yaml"
 
 
-@pytest.fixture
-def toy(monkeypatch):
-    monkeypatch.setenv("TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD", "1")
-    reset_plugins()
-    load_plugins(["toy_plugin"])
-    yield
-    reset_plugins()
-
-
-def test_factory_receives_its_schema_dataclass(toy):
+def test_factory_receives_its_schema_dataclass(toy_plugins):
     import toy_plugin
 
     cfg = trackformer.load_config(TOY, ["model.hidden=5"])
@@ -29,20 +20,20 @@ def test_factory_receives_its_schema_dataclass(toy):
     assert model.settings.hidden == 5 and model.settings.weights is None
 
 
-def test_settings_checks_run_when_the_config_is_loaded(toy):
+def test_settings_checks_run_when_the_config_is_loaded(toy_plugins):
     with pytest.raises(ConfigError) as error:
         trackformer.load_config(TOY, ["model.hidden=0"])
     assert str(error.value) == "model.hidden: must be >= 1, got 0"
 
 
-def test_factory_error_is_reported_under_the_node_key(toy, tmp_path):
+def test_factory_error_is_reported_under_the_node_key(toy_plugins, tmp_path):
     cfg = trackformer.load_config(TOY, [f"data.root={tmp_path / 'missing'}"])
     with pytest.raises(ConfigError) as error:
         trackformer.build_dataset(cfg, "train")
     assert str(error.value) == f"data.root: directory not found: {tmp_path / 'missing'}"
 
 
-def test_model_is_built_without_reading_data_it_does_not_need(toy, tmp_path, monkeypatch):
+def test_model_is_built_without_reading_data_it_does_not_need(toy_plugins, tmp_path, monkeypatch):
     import toy_plugin
 
     reads = []

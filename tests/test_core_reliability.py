@@ -11,15 +11,10 @@ TOY = TESTS / "toy.yaml"
 
 
 @pytest.fixture
-def toy_config(monkeypatch):
+def toy_config(toy_plugins):
     from trackformer import load_config
-    from trackformer.plugins import load_plugins, reset_plugins
 
-    monkeypatch.setenv("TRACKFORMER_DISABLE_PLUGIN_AUTOLOAD", "1")
-    reset_plugins()
-    load_plugins(["toy_plugin"])
-    yield lambda *overrides: load_config(TOY, list(overrides))
-    reset_plugins()
+    return lambda *overrides: load_config(TOY, list(overrides))
 
 
 @pytest.mark.parametrize("override, message", [
