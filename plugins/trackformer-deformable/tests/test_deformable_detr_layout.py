@@ -1,6 +1,7 @@
 """Deformable DETR's transformer, heads and input projections have exactly the official key lists, order
 and shapes of the four COCO variants (`../shared/reference/deformable_detr_r50*_state_dict.txt`, written
 from the official code); the backbone's keys are the backbone's and are left out here."""
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,57 @@ def test_shared_heads_without_refinement_and_own_heads_with_it():
     with pytest.raises(ValueError, match=r"^two_stage needs with_box_refine \(the proposal head is the decoder's "
                                          r"last box head\)$"):
         build_deformable_detr(num_classes=5, two_stage=True)
+
+
+CONFIGS = {"": "deformable_detr_r50_coco", "_single_scale": "deformable_detr_r50_single_scale_coco",
+           "_refine": "deformable_detr_r50_refine_coco", "_refine_two_stage": "deformable_detr_r50_two_stage_coco"}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_configs_build_the_whole_official_state_dict_backbone_included(name):
+    import trackformer
+
+    expected = official_layout(name)
+    model = trackformer.build_model(trackformer.load_config(CONFIGS[name]))
+    assert [(k, tuple(v.shape)) for k, v in model.state_dict().items()] == expected
+    assert len(expected) == {"": 561, "_single_scale": 549, "_refine": 597, "_refine_two_stage": 630}[name]
+
+
+def official_checkpoint(name, generator):
+    """Random tensors under the official keys and shapes; the official files store a shared module once
+    per alias, so aliases hold the same tensor (heads shared without refinement, the decoder's copies)."""
+    layout = official_layout(name)
+    tensors = {}
+    for key, shape in layout:
+        source = re.sub(r"^transformer\.decoder\.(class_embed|bbox_embed)\.", r"\1.", key)
+        if name in ("", "_single_scale"):
+            source = re.sub(r"^(class_embed|bbox_embed)\.\d+\.", r"\1.0.", source)
+        if source not in tensors:
+            tensors[source] = torch.randn(shape, generator=generator)
+        tensors[key] = tensors[source]
+    return {k: tensors[k] for k, _ in layout}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_official_layout_checkpoint_loads_strictly_through_model_weights(name, tmp_path):
+    import trackformer
+
+    state = official_checkpoint(name, torch.Generator().manual_seed(0))
+    torch.save({"model": state}, tmp_path / "official.pth")
+    model = trackformer.build_model(trackformer.load_config(CONFIGS[name], [f"model.weights={tmp_path / 'official.pth'}"]))
+    loaded = model.state_dict()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_a_checkpoint_missing_a_key_is_refused_in_one_line(tmp_path):
+    import trackformer
+    from trackformer.errors import DataError
+
+    state = official_checkpoint("_refine", torch.Generator().manual_seed(0))
+    del state["transformer.level_embed"]
+    torch.save({"model": state}, tmp_path / "official.pth")
+    cfg = trackformer.load_config(CONFIGS["_refine"], [f"model.weights={tmp_path / 'official.pth'}"])
+    with pytest.raises(DataError, match=r"weights do not fit the model: .*level_embed.* \(use "
+                                        r"model.weights_strict=false to fine-tune\)$"):
+        trackformer.build_model(cfg)

@@ -88,7 +88,7 @@ def test_outputs_equal_hugging_face(with_box_refine, two_stage):
     with torch.no_grad():
         expected = hf(pixel_values=images, pixel_mask=pixel_mask)
         levels = hf.model.backbone(images, pixel_mask)
-        got = ours([f for f, _ in levels], [~m.bool() for _, m in levels], ~pixel_mask.bool())
+        got = ours.forward_levels([f for f, _ in levels], [~m.bool() for _, m in levels], ~pixel_mask.bool())
     assert torch.allclose(got["pred_logits"], expected.logits, atol=1e-9)
     assert torch.allclose(got["pred_boxes"], expected.pred_boxes, atol=1e-9)
     assert len(got["aux_outputs"]) == LAYERS - 1

@@ -1,6 +1,9 @@
 """Deformable DETR's detector (Zhu et al. 2021) over a list of backbone levels, official parameter
-names and order (`transformer`, `class_embed`, `bbox_embed`, `query_embed`, `input_proj`; the backbone's
-`backbone.0.body.*` are the backbone's own).
+names and order (`transformer`, `class_embed`, `bbox_embed`, `query_embed`, `input_proj`, then the
+backbone's own `backbone.0.body.*`), so official checkpoints load strictly.
+
+Inputs as DETR's (a list of images, a padded batch, or (images, mask)); the backbone returns named levels
+(`return_levels: [res3, res4, res5]` officially), fine to coarse, their masks from `level_masks`.
 
 Levels: each backbone level through a 1x1 conv + GroupNorm(32) (`input_proj.l`), extra levels by a 3x3
 stride-2 conv + GroupNorm on the last backbone level (then on the previous extra level), their masks by
@@ -12,16 +15,20 @@ Sigmoid outputs (focal loss): `num_classes` logits, no no-object column.
 """
 import copy
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from trackformer_detr.detr import MLP
+from trackformer.errors import ConfigError
+
+from trackformer.models.levels import level_masks
+from trackformer_detr.detr import MLP, Inputs, as_padded_batch, original_sizes
 
 from .deformable_transformer import DeformableTransformer, inverse_sigmoid
+from .settings import DeformableDETRConfig
 
 
 def sine_position(mask: Tensor, num_pos_feats: int, temperature: float = 10000.0,
@@ -41,17 +48,33 @@ def sine_position(mask: Tensor, num_pos_feats: int, temperature: float = 10000.0
     return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
 
 
+class LevelJoiner(nn.Sequential):
+    """The backbone at index 0 (the official `backbone.0.body.*` layout): images [B, 3, H, W] and mask
+    [B, H, W] -> its levels' features [B, C_l, H_l, W_l] and masks [B, H_l, W_l], fine to coarse."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__(backbone)
+        self.channels = [level.channels for level in backbone.levels.values()]
+
+    def forward(self, images: Tensor, mask: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+        features = self[0](images)
+        masks = level_masks(mask, features)
+        return list(features.values()), [masks[name] for name in features]
+
+
 class DeformableDETR(nn.Module):
+    """Without `backbone` the model runs on given levels only (`forward_levels`); with it, on images."""
+
     def __init__(self, backbone_channels: Sequence[int], transformer: DeformableTransformer, num_classes: int,
                  num_queries: int = 300, num_feature_levels: int = 4, aux_loss: bool = True,
-                 with_box_refine: bool = False, two_stage: bool = False):
+                 with_box_refine: bool = False, two_stage: bool = False, backbone: Optional[nn.Module] = None):
         super().__init__()
         if two_stage and not with_box_refine:
             raise ValueError("two_stage needs with_box_refine (the proposal head is the decoder's last box head)")
         if num_feature_levels < len(backbone_channels):
             raise ValueError(f"num_feature_levels {num_feature_levels} < {len(backbone_channels)} backbone levels")
         d = transformer.d_model
-        self.num_queries, self.num_feature_levels = num_queries, num_feature_levels
+        self.num_classes, self.num_queries, self.num_feature_levels = num_classes, num_queries, num_feature_levels
         self.aux_loss, self.with_box_refine, self.two_stage = aux_loss, with_box_refine, two_stage
         self.transformer = transformer
         # registered here so the state dict keeps the official order; replaced by per-layer lists below
@@ -88,6 +111,7 @@ class DeformableDETR(nn.Module):
             transformer.decoder.class_embed = self.class_embed
             for box in self.bbox_embed:
                 nn.init.constant_(box.layers[-1].bias.data[2:], 0.0)
+        self.backbone = LevelJoiner(backbone) if backbone is not None else None
 
     def levels(self, features: Sequence[Tensor], masks: Sequence[Tensor], image_mask: Tensor):
         """Backbone levels [B, C_l, H_l, W_l] with masks [B, H_l, W_l] -> the transformer's srcs, masks, positions."""
@@ -101,7 +125,25 @@ class DeformableDETR(nn.Module):
         pos = [sine_position(m, d // 2, dtype=work).to(s.dtype) for s, m in zip(srcs, masks)]
         return srcs, masks, pos
 
-    def forward(self, features: Sequence[Tensor], masks: Sequence[Tensor], image_mask: Tensor) -> Dict:
+    def forward(self, inputs: Inputs, targets: Optional[List[Dict]] = None) -> Dict:
+        """Images (as DETR takes them) -> the outputs of `forward_levels` on the backbone's levels."""
+        if self.backbone is None:
+            raise ValueError("built without a backbone: call forward_levels with the levels' features")
+        images, mask = as_padded_batch(inputs)
+        features, masks = self.backbone(images, mask)
+        return self.forward_levels(features, masks, mask)
+
+    @torch.no_grad()
+    def predict(self, inputs: Inputs, targets: Optional[List[Dict]] = None,
+                target_sizes: Optional[Tensor] = None, top_k: int = 100) -> List[Dict[str, Tensor]]:
+        """The `top_k` best (query, class) pairs per image as xyxy boxes in original pixels (COCO
+        evaluation). Sizes (h, w): `target_sizes` [B, 2], else each target's `orig_size`, else the unpadded
+        input size."""
+        from .postprocess import top_k_detections
+
+        return top_k_detections(self(inputs), original_sizes(inputs, targets, target_sizes), top_k)
+
+    def forward_levels(self, features: Sequence[Tensor], masks: Sequence[Tensor], image_mask: Tensor) -> Dict:
         """features / masks: the backbone's levels (strides ascending) and their padding masks;
         image_mask [B, H, W] True on padding -> {"pred_logits" [B, Q, C], "pred_boxes" [B, Q, 4] (cx, cy, w, h),
         "aux_outputs" (earlier layers), "enc_outputs" (two-stage proposals)}."""
@@ -131,11 +173,31 @@ def build_deformable_detr(num_classes: int, backbone_channels: Sequence[int] = (
                           num_feature_levels: int = 4, d_model: int = 256, num_queries: int = 300,
                           with_box_refine: bool = False, two_stage: bool = False, aux_loss: bool = True,
                           dim_feedforward: int = 1024, dropout: float = 0.1, nheads: int = 8, enc_layers: int = 6,
-                          dec_layers: int = 6, n_points: int = 4, offset_normalizer: str = "wh") -> DeformableDETR:
-    """The official `build` (main.py defaults) without the backbone: single-scale is
-    `backbone_channels=(2048,), num_feature_levels=1`."""
+                          dec_layers: int = 6, n_points: int = 4, offset_normalizer: str = "wh",
+                          backbone: Optional[nn.Module] = None) -> DeformableDETR:
+    """The official `build` (main.py defaults); without `backbone` the levels' channels are
+    `backbone_channels` (single-scale: `(2048,), num_feature_levels=1`), with it the backbone's."""
+    if backbone is not None:
+        backbone_channels = [level.channels for level in backbone.levels.values()]
     transformer = DeformableTransformer(d_model, nheads, enc_layers, dec_layers, dim_feedforward, dropout,
                                         num_feature_levels, n_points, n_points, two_stage, num_queries,
                                         offset_normalizer)
     return DeformableDETR(list(backbone_channels), transformer, num_classes, num_queries, num_feature_levels,
-                          aux_loss, with_box_refine, two_stage)
+                          aux_loss, with_box_refine, two_stage, backbone)
+
+
+def build(settings: DeformableDETRConfig, data_info=None, **deps) -> DeformableDETR:
+    """The `deformable_detr` architecture from its settings."""
+    from trackformer import build as build_component
+    from trackformer_detr.detr import num_classes_from
+
+    backbone = build_component("backbones", settings.backbone)
+    if len(backbone.levels) > settings.num_feature_levels:
+        raise ConfigError("num_feature_levels", f"{settings.num_feature_levels} is fewer than the backbone's "
+                                                f"{len(backbone.levels)} levels ({', '.join(backbone.levels)})")
+    return build_deformable_detr(
+        num_classes_from(settings, data_info), num_feature_levels=settings.num_feature_levels,
+        d_model=settings.hidden_dim, num_queries=settings.num_queries, with_box_refine=settings.with_box_refine,
+        two_stage=settings.two_stage, aux_loss=settings.aux_loss, dim_feedforward=settings.dim_feedforward,
+        dropout=settings.dropout, nheads=settings.nheads, enc_layers=settings.enc_layers,
+        dec_layers=settings.dec_layers, n_points=settings.n_points, backbone=backbone)

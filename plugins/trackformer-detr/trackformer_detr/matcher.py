@@ -7,7 +7,8 @@ Q predictions of its own image only (DETR computes [B*Q, sum T] and throws the o
 blocks away; padding to the largest target count would waste as much). Coordinates are kept as
 contiguous planes, so each step is one vectorised pass. `scipy.optimize.linear_sum_assignment`
 then solves each image. Subclasses change the cost with `flat_cost` or the per-image
-assignment with `match_image` (TrackFormer fixes the rows of its track queries);
+assignment with `match_image` (TrackFormer fixes the rows of its track queries), or only the
+class term with `class_cost` (Deformable DETR's focal cost);
 `cost_matrix` gives the same costs padded as [B, Q, T_max].
 """
 from typing import Dict, List, Tuple
@@ -51,14 +52,18 @@ class HungarianMatcher(nn.Module):
         img = torch.repeat_interleave(torch.arange(B, device=device), sizes)  # [sum T]
         labels = torch.cat([t["labels"] for t in targets]).to(device)
         tgt = torch.cat([t["boxes"] for t in targets]).to(device=device, dtype=torch.float32)
-        prob = logits.float().softmax(-1)  # [B, Q, C+1]
-        # -p(class): the constant 1 of 1 - p does not change the assignment
-        cost_class = -prob[img, :, labels]  # [sum T, Q]
+        cost_class = self.class_cost(logits, img, labels)  # [sum T, Q]
         pred = outputs["pred_boxes"].float().permute(2, 0, 1)[:, img]  # 4 planes [sum T, Q]
         tplanes = tgt.T.contiguous()[:, :, None]  # 4 planes [sum T, 1]
         cost_bbox = (pred - tplanes).abs().sum(0)  # L1 over cx, cy, w, h
         giou = generalized_box_iou_planes(_xyxy_planes(*pred), _xyxy_planes(*tplanes))
         return self.cost_bbox * cost_bbox + self.cost_class * cost_class - self.cost_giou * giou
+
+    def class_cost(self, logits: Tensor, img: Tensor, labels: Tensor) -> Tensor:
+        """logits [B, Q, C+1], each target's image `img` [sum T] and label [sum T] -> [sum T, Q]:
+        -p(target class) under the softmax (the constant 1 of 1 - p does not change the assignment).
+        Override for another class cost (Deformable DETR's focal cost)."""
+        return -logits.float().softmax(-1)[img, :, labels]
 
     @torch.no_grad()
     def cost_matrix(self, outputs: Dict, targets: List[Dict]) -> Tensor:
