@@ -6,7 +6,6 @@ cost_class = alpha (1 - p)^gamma (-log(p + 1e-8)) - (1 - alpha) p^gamma (-log(1 
 p = sigmoid(logit of the target class): the focal loss the query would pay as a positive minus the one
 it pays as a negative. Weights (official): class 2, L1 5, GIoU 2.
 """
-import torch
 from torch import Tensor
 
 from trackformer_detr.matcher import HungarianMatcher
