@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trackformer_detr.criterion import SetCriterion, _num_boxes
+from trackformer_detr.criterion import SetCriterion, _num_boxes, class_error
 
 from .settings import DeformableCriterionConfig
 
@@ -42,13 +42,7 @@ class DeformableCriterion(SetCriterion):
         onehot = torch.zeros_like(logits)
         onehot[batch_idx, src_idx, matched] = 1.0
         loss = sigmoid_focal_loss(logits, onehot, self.focal_alpha, self.focal_gamma).sum() / num_boxes
-        losses = {"loss_ce": loss}
-        if len(matched):
-            acc = (logits[batch_idx, src_idx].argmax(-1) == matched).float().mean()
-            losses["class_error"] = (100 - 100 * acc).detach()
-        else:
-            losses["class_error"] = logits.new_zeros(())
-        return losses
+        return {"loss_ce": loss, "class_error": class_error(logits, batch_idx, src_idx, matched)}
 
     @torch.no_grad()
     def loss_cardinality(self, outputs, targets, indices, num_boxes) -> Dict[str, Tensor]:

@@ -29,6 +29,14 @@ def _num_boxes(targets: List[Dict], device) -> float:
     return max(all_reduce_mean(n).item(), 1.0)
 
 
+@torch.no_grad()
+def class_error(logits: Tensor, batch_idx: Tensor, src_idx: Tensor, matched: Tensor) -> Tensor:
+    """Logged only: 100 - top-1 accuracy (%) of the matched queries' classes (0 without targets)."""
+    if not len(matched):
+        return logits.new_zeros(())
+    return 100 - 100 * (logits[batch_idx, src_idx].argmax(-1) == matched).float().mean()
+
+
 class SetCriterion(nn.Module):
     def __init__(self, num_classes: int, matcher, eos_coef: float = 0.1, ce_weight: float = 1.0,
                  bbox_weight: float = 5.0, giou_weight: float = 2.0, aux_loss: bool = True):
@@ -61,13 +69,8 @@ class SetCriterion(nn.Module):
         weights = self.class_weights(outputs, targets, indices, target_classes)  # [B, Q]
         ce = F.cross_entropy(logits.transpose(1, 2), target_classes, reduction="none")  # [B, Q]
         # weighted mean, as F.cross_entropy(weight=...) normalises by the summed weights
-        losses = {"loss_ce": (ce * weights).sum() / weights.sum().clamp(min=1e-12)}
-        if len(matched):
-            acc = (logits[batch_idx, src_idx].argmax(-1) == matched).float().mean()
-            losses["class_error"] = (100 - 100 * acc).detach()
-        else:
-            losses["class_error"] = logits.new_zeros(())
-        return losses
+        loss = (ce * weights).sum() / weights.sum().clamp(min=1e-12)
+        return {"loss_ce": loss, "class_error": class_error(logits, batch_idx, src_idx, matched)}
 
     @torch.no_grad()
     def loss_cardinality(self, outputs, targets, indices, num_boxes) -> Dict[str, Tensor]:
