@@ -1,7 +1,7 @@
 """The top-level config schema. Component nodes (`model`, `data`, ...) are validated in a second pass
 against the schema their plugin registered (see `trackformer.config`)."""
 from dataclasses import dataclass, field
-from typing import Any, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from .errors import ConfigError
 
@@ -23,6 +23,9 @@ class TrainConfig:
     num_workers: int = 0
     lr: float = 1e-4
     lr_backbone: float = 1e-5  # parameters whose name contains "backbone"; 0 freezes them
+    # parameters whose name contains a key learn at lr x value, e.g. Deformable DETR's
+    # {sampling_offsets: 0.1, reference_points: 0.1} (its official `lr_linear_proj_mult`)
+    lr_mult: Dict[str, float] = field(default_factory=dict)
     weight_decay: float = 1e-4
     optimizer: Literal["adamw", "radam", "sgd"] = "adamw"
     fused: bool = False  # adamw/sgd as one fused kernel: ~6x faster steps on CPU, other rounding
@@ -50,6 +53,9 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and not value >= low:  # `not >=` also catches NaN
                 raise ConfigError(key, f"must be >= {low}, got {value}")
+        for key, value in self.lr_mult.items():
+            if not value > 0:
+                raise ConfigError(f"lr_mult.{key}", f"must be > 0, got {value}")
         if self.fused and self.optimizer not in ("adamw", "sgd"):
             raise ConfigError("fused", f"only adamw and sgd have a fused kernel, not {self.optimizer}")
 

@@ -7,13 +7,18 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "radam": torch.optim.RAdam, "sgd": tor
 
 
 def build_optimizer(model: torch.nn.Module, train_cfg) -> torch.optim.Optimizer:
-    """Parameters whose name contains `backbone` train at `lr_backbone`; `lr_backbone: 0` freezes them.
+    """Parameters whose name contains `backbone` train at `lr_backbone` (`lr_backbone: 0` freezes them);
+    those whose name contains a key of `lr_mult` at `lr * lr_mult[key]`; the rest at `lr`.
     `train_cfg` is a `TrainConfig`, whose validation checked the choices."""
-    backbone, rest = [], []
+    rest, backbone = [], []
+    scaled = {key: [] for key in train_cfg.lr_mult}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if "backbone" in name:
+        key = next((k for k in scaled if k in name), None)
+        if key is not None:
+            scaled[key].append(param)
+        elif "backbone" in name:
             if train_cfg.lr_backbone > 0:
                 backbone.append(param)
             else:
@@ -23,6 +28,8 @@ def build_optimizer(model: torch.nn.Module, train_cfg) -> torch.optim.Optimizer:
     groups = [{"params": rest, "lr": train_cfg.lr}]
     if backbone:
         groups.append({"params": backbone, "lr": train_cfg.lr_backbone})
+    groups += [{"params": params, "lr": train_cfg.lr * train_cfg.lr_mult[key]}
+               for key, params in scaled.items() if params]
     kwargs = {"weight_decay": train_cfg.weight_decay}
     if train_cfg.optimizer == "sgd":
         kwargs["momentum"] = 0.9
