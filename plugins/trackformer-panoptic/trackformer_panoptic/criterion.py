@@ -54,7 +54,7 @@ class PanopticCriterion(SetCriterion):
     def __init__(self, *args, mask_weight: float = 1.0, dice_weight: float = 1.0, focal_alpha: float = 0.25,
                  focal_gamma: float = 2.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.weight_dict.update(loss_mask=mask_weight, loss_dice=dice_weight)
+        self.mask_weights = {"loss_mask": mask_weight, "loss_dice": dice_weight}  # not in DETR's weight_dict: last layer only
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
 
     def loss_masks(self, outputs, targets, indices, num_boxes) -> Dict[str, Tensor]:
@@ -79,7 +79,7 @@ class PanopticCriterion(SetCriterion):
         losses = super().forward(outputs, targets)
         indices = self.match(outputs, targets)  # the same assignment as the last layer's above
         masks = self.loss_masks(outputs, targets, indices, _num_boxes(targets, device))
-        losses["loss"] = losses["loss"] + sum(self.weight_dict[k] * v for k, v in masks.items())
+        losses["loss"] = losses["loss"] + sum(self.mask_weights[k] * v for k, v in masks.items())
         losses.update({k: v.detach() for k, v in masks.items()})
         return losses
 

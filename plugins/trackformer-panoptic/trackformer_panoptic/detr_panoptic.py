@@ -22,17 +22,17 @@ from .settings import DETRPanopticConfig
 
 class DETRPanoptic(nn.Module):
     """images -> DETR's outputs + "pred_masks" [B, Q, H/s, W/s] (logits at the finest level's
-    stride s, 4 for ResNet)."""
+    stride s, 4 for ResNet with res2..res5)."""
 
     def __init__(self, detr: DETR, mask_heads: int = 8, mask_dims=(128, 64, 32, 16),
                  threshold: float = 0.85, is_thing=None):
         super().__init__()
         self.detr = detr
         levels = detr.backbone[0].levels
-        if len(levels) < 4:
-            raise ConfigError("backbone.return_levels", f"the mask head needs four levels, the backbone "
-                                                        f"returns {list(levels)}")
-        self.fpn_levels = list(levels)[-4:-1][::-1]  # e.g. res4, res3, res2
+        if len(levels) < 2:
+            raise ConfigError("backbone.return_levels", f"the mask head needs finer levels than DETR's, the "
+                                                        f"backbone returns only {list(levels)}")
+        self.fpn_levels = list(levels)[:-1][-3:][::-1]  # up to three, coarse to fine: res4, res3, res2
         hidden = detr.transformer.d_model
         self.bbox_attention = MHAttentionMap(hidden, hidden, mask_heads, dropout=0.0)
         self.mask_head = MaskHeadSmallConv(hidden + mask_heads, [levels[n].channels for n in self.fpn_levels],

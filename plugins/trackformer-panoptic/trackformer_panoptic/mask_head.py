@@ -11,6 +11,8 @@ for each query, concatenated with the query's N attention maps -> D + N channels
 
 3×3 convolutions (kaiming-uniform a = 1, zero bias) + GroupNorm(8) + ReLU; 1×1 adapters. The
 official widths (D = 256, N = 8) are dims = [128, 64, 32, 16]: 1,202,073 parameters with ResNet-50.
+A backbone with fewer finer levels (e.g. res2..res4 for small images) gets fewer adapters; the
+lay blocks after the last adapter run at its resolution.
 """
 from typing import List, Sequence
 
@@ -30,8 +32,8 @@ def _expand(x: Tensor, length: int) -> Tensor:
 class MaskHeadSmallConv(nn.Module):
     def __init__(self, dim: int, fpn_dims: Sequence[int], dims: Sequence[int] = (128, 64, 32, 16)):
         super().__init__()
-        if len(fpn_dims) != 3 or len(dims) != 4:
-            raise ValueError("the mask head takes three finer levels and four widths")
+        if not 1 <= len(fpn_dims) <= 3 or len(dims) != 4:
+            raise ValueError("the mask head takes one to three finer levels and four widths")
         for width in [dim, *dims]:
             if width % GROUPS:
                 raise ValueError(f"width {width} is not a multiple of GroupNorm's {GROUPS} groups")
@@ -42,9 +44,9 @@ class MaskHeadSmallConv(nn.Module):
         self.out_lay = nn.Conv2d(dims[3], 1, 3, padding=1)
         self.dim = dim
         # registration order of the official module: lay1..5/gn1..5 interleaved, out_lay, adapters
-        self.adapter1 = nn.Conv2d(fpn_dims[0], dims[0], 1)
-        self.adapter2 = nn.Conv2d(fpn_dims[1], dims[1], 1)
-        self.adapter3 = nn.Conv2d(fpn_dims[2], dims[2], 1)
+        for i, channels in enumerate(fpn_dims):
+            setattr(self, f"adapter{i + 1}", nn.Conv2d(channels, dims[i], 1))
+        self.num_fpns = len(fpn_dims)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
@@ -59,10 +61,11 @@ class MaskHeadSmallConv(nn.Module):
         Q = bbox_mask.shape[1]
         x = torch.cat([_expand(x, Q), bbox_mask.flatten(0, 1)], 1)  # [B·Q, D+N, h, w]
         x = self._block(2, self._block(1, x))
-        for i, (adapter, fpn) in enumerate(zip((self.adapter1, self.adapter2, self.adapter3), fpns)):
-            cur = adapter(fpn)  # [B, dims[i], h_i, w_i]
-            if cur.shape[0] != x.shape[0]:
-                cur = _expand(cur, x.shape[0] // cur.shape[0])
-            x = cur + F.interpolate(x, size=cur.shape[-2:], mode="nearest")
+        for i in range(3):  # lay3..lay5, each after a finer level's adapter while there are levels
+            if i < self.num_fpns:
+                cur = getattr(self, f"adapter{i + 1}")(fpns[i])  # [B, dims[i], h_i, w_i]
+                if cur.shape[0] != x.shape[0]:
+                    cur = _expand(cur, x.shape[0] // cur.shape[0])
+                x = cur + F.interpolate(x, size=cur.shape[-2:], mode="nearest")
             x = self._block(i + 3, x)
         return self.out_lay(x)

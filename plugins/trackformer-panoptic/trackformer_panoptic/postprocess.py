@@ -3,9 +3,10 @@
 Panoptic, per image (DETR's `PostProcessPanoptic`, with one fix):
 1. keep the queries whose best class is not no-object and scores above `threshold` (0.85; the
    scores serve only this filter);
-2. bring the kept mask logits to the processed image: bilinear to the padded input size, then
-   **crop this image's padding** — DETR resizes the padded map onto the unpadded size, which
-   stretches the masks of every image smaller than its batch (the PQ gap at batch > 1);
+2. bring the kept mask logits to the processed image: **crop this image's padding** (the map's
+   cells covering the image), bilinear by the stride, crop to the pixels — DETR resizes the padded
+   map onto the unpadded size, which stretches the masks of every image smaller than its batch
+   (the PQ gap at batch > 1);
 3. each pixel goes to the argmax of the kept masks (class scores take no part); later queries of
    a stuff class already present are merged into its first;
 4. the id map is resized (nearest) to the original size and areas counted; while some segment has
@@ -13,9 +14,10 @@ Panoptic, per image (DETR's `PostProcessPanoptic`, with one fix):
 5. segment ids are 1..n in query order (DETR uses 0..n-1, so its first segment collides with VOID);
    nothing kept: every pixel VOID, no segment.
 
-Instance masks (`PostProcessSegm`): bilinear to the padded size, sigmoid > 0.5, crop, nearest
-resize to the original size.
+Instance masks (`PostProcessSegm`): cropped and upsampled as in 2., sigmoid > 0.5, nearest resize
+to the original size.
 """
+import math
 from typing import Callable, Dict, List
 
 import torch
@@ -31,11 +33,16 @@ def unpadded_sizes(mask: Tensor) -> Tensor:
 
 
 def cropped_masks(masks: Tensor, padded_size, size) -> Tensor:
-    """masks [K, h4, w4] logits of one image -> [K, h, w] on its unpadded (processed) size."""
+    """masks [K, h4, w4] logits of one image in a batch padded to `padded_size` (H, W) -> [K, h, w]
+    on its unpadded size `size`: the map is cut to the cells covering the image, upsampled by the
+    stride and cut to the pixels, so the result is what the image alone would give."""
+    h, w = int(size[0]), int(size[1])
     if masks.shape[0] == 0:
-        return masks.new_zeros((0, int(size[0]), int(size[1])))
-    up = F.interpolate(masks[:, None].float(), size=tuple(padded_size), mode="bilinear", align_corners=False)
-    return up[:, 0, :int(size[0]), :int(size[1])]
+        return masks.new_zeros((0, h, w))
+    stride = max(1, int(round(int(padded_size[0]) / masks.shape[-2])))
+    cells = masks[:, :math.ceil(h / stride), :math.ceil(w / stride)]  # [K, ⌈h/s⌉, ⌈w/s⌉]
+    up = F.interpolate(cells[:, None].float(), scale_factor=stride, mode="bilinear", align_corners=False)
+    return up[:, 0, :h, :w]
 
 
 def _ids_and_areas(masks: Tensor, labels: List[int], is_thing: Callable, orig_size, dedup: bool):

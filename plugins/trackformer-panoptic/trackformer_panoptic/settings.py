@@ -9,8 +9,8 @@ from trackformer_detr.settings import DETRConfig, SetCriterionConfig
 @dataclass
 class DETRPanopticConfig(DETRConfig):
     """DETR (`detr.*`) + the attention map (`bbox_attention.*`) + the mask head (`mask_head.*`).
-    The backbone must return four levels (ResNet: return_levels [res2, res3, res4, res5]): DETR
-    takes the last, the mask head's adapters the three finer ones."""
+    The backbone returns DETR's level last and up to three finer ones for the mask head's adapters
+    (official: ResNet return_levels [res2, res3, res4, res5])."""
     mask_heads: int = 8  # heads of the attention map
     mask_dims: List[int] = field(default_factory=lambda: [128, 64, 32, 16])  # lay2..lay5 widths
     detr_weights: Optional[str] = None  # a detection checkpoint loaded strictly into `detr` (stage 2)
