@@ -2,7 +2,7 @@
 
 Registers: architecture `detr_panoptic`; loss `detr_panoptic_criterion`; data sets `coco_panoptic`
 (COCO panoptic PNGs + JSON) and `panoptic_shapes` (generated scenes in that layout); evaluator
-`panoptic` (PQ / SQ / RQ via trackformer.eval.panoptic).
+`panoptic` (PQ / SQ / RQ via trackformer.eval.panoptic); command `segment`.
 """
 from trackformer import hookimpl
 
@@ -34,6 +34,14 @@ def register_datasets(register):
 def register_evaluators(register):
     register("panoptic", "trackformer_panoptic.evaluator:build", schema=PanopticEvalConfig,
              help="PQ, SQ, RQ (all / things / stuff) equal to panopticapi's pq_compute")
+
+
+@hookimpl
+def register_commands(register):
+    from .segment import add_arguments, main
+
+    register("segment", main, add_arguments=add_arguments,
+             help="panoptic segmentation of images: PNGs + JSON (COCO panoptic) and overlay pictures")
 
 
 @hookimpl
