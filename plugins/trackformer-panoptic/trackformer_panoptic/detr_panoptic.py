@@ -25,7 +25,7 @@ class DETRPanoptic(nn.Module):
     stride s, 4 for ResNet with res2..res5)."""
 
     def __init__(self, detr: DETR, mask_heads: int = 8, mask_dims=(128, 64, 32, 16),
-                 threshold: float = 0.85, is_thing=None):
+                 threshold: float = 0.85, is_thing=None, attention_scale: str = "softmax"):
         super().__init__()
         self.detr = detr
         levels = detr.backbone[0].levels
@@ -38,6 +38,7 @@ class DETRPanoptic(nn.Module):
         self.mask_head = MaskHeadSmallConv(hidden + mask_heads, [levels[n].channels for n in self.fpn_levels],
                                            list(mask_dims))
         self.threshold = threshold
+        self.attention_scale = attention_scale
         self.is_thing = is_thing or (lambda label: True)  # label -> bool, for post-processing
 
     @property
@@ -65,6 +66,8 @@ class DETRPanoptic(nn.Module):
         B, D, h, w = src.shape
         memory_map = memory.permute(1, 2, 0).reshape(B, D, h, w)
         bbox_mask = self.bbox_attention(hs[-1], memory_map, mask=fmask)  # [B, Q, N, h, w]
+        if self.attention_scale == "mean":
+            bbox_mask = bbox_mask * bbox_mask[0, 0].numel()  # average 1 over heads and positions
         seg = self.mask_head(src, bbox_mask, [features[n] for n in self.fpn_levels])  # [B·Q, 1, H/4, W/4]
         out["pred_masks"] = seg.view(B, hs.shape[2], *seg.shape[-2:])
         return out
@@ -124,4 +127,4 @@ def build(settings: DETRPanopticConfig, data_info=None, **deps) -> DETRPanoptic:
             raise ConfigError("detr_weights", f"file not found: {settings.detr_weights}")
         load_model_weights(detr, settings.detr_weights, strict=True)
     return DETRPanoptic(detr, settings.mask_heads, settings.mask_dims, settings.threshold,
-                        thing_rule(settings, data_info))
+                        thing_rule(settings, data_info), settings.attention_scale)

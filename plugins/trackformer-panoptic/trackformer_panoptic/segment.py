@@ -11,7 +11,6 @@ Writes to `--output` (default `<output_dir>/segment`), in the COCO panoptic layo
 Labels map to category ids and names through the run's data_info.json beside the weights, else the
 config's data. Import-light at module level: torch is loaded in `main`.
 """
-import json
 from pathlib import Path
 
 FLAGS = {"input": "--input", "output": "--output", "threshold": "--threshold"}

@@ -1,6 +1,6 @@
 """Settings of the panoptic components: plain dataclasses, torch-free (registered at start-up)."""
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 from trackformer.errors import ConfigError
 from trackformer_detr.settings import DETRConfig, SetCriterionConfig
@@ -13,6 +13,10 @@ class DETRPanopticConfig(DETRConfig):
     (official: ResNet return_levels [res2, res3, res4, res5])."""
     mask_heads: int = 8  # heads of the attention map
     mask_dims: List[int] = field(default_factory=lambda: [128, 64, 32, 16])  # lay2..lay5 widths
+    # what the mask head receives of the attention maps: "softmax" as they are (official; every
+    # value ~ 1 / (heads·h·w), a weak query signal next to the features), "mean" times heads·h·w
+    # (average 1: small models learn masks in hundreds of steps instead of tens of thousands)
+    attention_scale: Literal["softmax", "mean"] = "softmax"
     detr_weights: Optional[str] = None  # a detection checkpoint loaded strictly into `detr` (stage 2)
     threshold: float = 0.85  # panoptic post-processing: keep queries whose best class scores above
     is_thing_max_label: Optional[int] = None  # labels <= this are things (official: 90); None: from the data
