@@ -1,4 +1,4 @@
-"""The mask head learns: on four generated scenes, 150 steps of the full panoptic loss bring the dice
+"""The mask head learns: on four generated scenes, 250 steps of the full panoptic loss bring the dice
 loss down (with the official raw softmax maps it stays flat at this scale: `attention_scale`)."""
 import torch
 
@@ -17,11 +17,11 @@ def test_masks_learn_on_four_scenes(tmp_path):
     optimizer = build_optimizer(model, cfg.train)
     inputs, targets = data.collate_fn([data[i] for i in range(4)])
     dice = []
-    for _ in range(150):
+    for _ in range(250):
         losses = criterion(model(inputs, targets), targets)
         optimizer.zero_grad()
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_max_norm)
         optimizer.step()
         dice.append(float(losses["loss_dice"]))
-    assert sum(dice[-10:]) / 10 < dice[0] - 0.05
+    assert sum(dice[-10:]) / 10 < dice[0] - 0.08
