@@ -46,7 +46,8 @@ class PanopticCriterionConfig(SetCriterionConfig):
 @dataclass
 class PanopticEvalConfig:
     batch_size: int = 8
-    write_predictions: bool = True  # PNGs + JSON of the predictions under <output_dir>/panoptic_<split>
+    write_predictions: bool = True  # PNGs + JSON under <output_dir>/panoptic_predictions
+    segm: bool = False  # also instance mask AP of the things (pycocotools segm): segm_AP, segm_AP50, ...
 
 
 @dataclass
