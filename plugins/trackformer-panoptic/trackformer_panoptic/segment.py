@@ -34,13 +34,18 @@ def segment_colors(n: int, seed: int = 0):
     return [tuple(int(c) for c in rng.integers(40, 256, 3)) for _ in range(n)]
 
 
-def draw_overlay(image, ids, segments, name_of):
-    """The image with segments tinted (alpha 0.55), their borders dark, thing labels at centres."""
+def draw_overlay(image, ids, segments, name_of, min_side: int = 384):
+    """The image with segments tinted (alpha 0.55), their borders dark, thing labels at centres;
+    small images are first enlarged to `min_side` pixels on the short side (labels stay legible)."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     from trackformer_detr.detect import _font
 
+    scale = max(1, -(-min_side // min(image.size)))
+    if scale > 1:
+        image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.BILINEAR)
+        ids = np.repeat(np.repeat(ids, scale, 0), scale, 1)
     rgb = np.asarray(image.convert("RGB")).astype(np.float32)
     tint = rgb.copy()
     colors = segment_colors(len(segments) + 1)
@@ -53,7 +58,7 @@ def draw_overlay(image, ids, segments, name_of):
     blended[border] = (20, 20, 20)
     out = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)
-    font = _font(max(9, out.size[1] // 30))
+    font = _font(max(10, min(out.size) // 28))
     for s, color in zip(segments, colors):
         if not s["isthing"]:
             continue
