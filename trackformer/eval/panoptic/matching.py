@@ -17,18 +17,37 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 _LOOKUP = np.full(256 ** 3, -1, dtype=np.int32)  # id -> compact index, reset after each use
+_LOOKUP8 = np.full(256 ** 3, 255, dtype=np.uint8)  # the same for images of < 255 segments
 
 
 def compact(ids: np.ndarray, known: List[int]) -> np.ndarray:
-    """[H, W] ids -> [H, W] indices: VOID -> 0, known[k] -> k + 1, any other id -> -1."""
-    table = _LOOKUP
+    """[H, W] ids -> [H, W] indices: VOID -> 0, known[k] -> k + 1, any other id -> -1 (int32), or
+    255 (uint8, when fewer than 254 ids are known: a quarter of the memory traffic)."""
+    small = len(known) < 254
+    table = _LOOKUP8 if small else _LOOKUP
+    unknown = table[1]
     table[0] = 0
-    table[known] = np.arange(1, len(known) + 1, dtype=np.int32)
+    table[known] = np.arange(1, len(known) + 1, dtype=table.dtype)
     try:
         return np.take(table, ids)
     finally:
-        table[0] = -1
-        table[known] = -1
+        table[0] = unknown
+        table[known] = unknown
+
+
+def _pair_counts(gt_idx: np.ndarray, pred_idx: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Counts of every (gt index, pred index) pair -> [rows, cols]; a 16-bit joint code is counted
+    by numpy's radix sort (`unique`), faster than `bincount` on 300k pixels."""
+    if gt_idx.dtype == np.uint8 and pred_idx.dtype == np.uint8 and rows * cols < 2 ** 16:
+        joint = gt_idx.astype(np.uint16)
+        joint *= np.uint16(cols)
+        joint += pred_idx
+        codes, counts = np.unique(joint, return_counts=True)
+        out = np.zeros(rows * cols, dtype=np.int64)
+        out[codes] = counts
+        return out.reshape(rows, cols)
+    joint = gt_idx.astype(np.int64) * cols + pred_idx
+    return np.bincount(joint.ravel(), minlength=rows * cols).reshape(rows, cols)
 
 
 def _check_prediction(image_id, pred_segments: List[Dict], pred_idx: np.ndarray, pred_ids: np.ndarray,
@@ -51,13 +70,15 @@ def image_stats(image_id, gt_ids: np.ndarray, gt_segments: List[Dict], pred_ids:
                 pred_segments: List[Dict], categories: Dict) -> Dict[int, Tuple[float, int, int, int]]:
     """gt_ids, pred_ids [H, W] -> {category_id: (sum IoU, TP, FP, FN)} of this image."""
     G, P = len(gt_segments), len(pred_segments)
-    gt_idx = compact(gt_ids, [s["id"] for s in gt_segments])  # -1: id without a JSON entry
+    gt_idx = compact(gt_ids, [s["id"] for s in gt_segments])
     pred_idx = compact(pred_ids, [s["id"] for s in pred_segments])
-    # joint index over (gt 0..G+1, pred 0..P): row G+1 holds the GT's unknown ids
-    joint = np.where(gt_idx < 0, G + 1, gt_idx).astype(np.int64) * (P + 1) + pred_idx
-    if (pred_idx < 0).any():
-        _check_prediction(image_id, pred_segments, pred_idx, pred_ids, np.ones(P), categories)
-    inter = np.bincount(joint.ravel(), minlength=(G + 2) * (P + 1)).reshape(G + 2, P + 1)  # [G+2, P+1]
+    gt_unknown = 255 if gt_idx.dtype == np.uint8 else -1  # ids without a JSON entry
+    if gt_unknown == -1 or (gt_idx == gt_unknown).any():  # they go to row G + 1
+        gt_idx = np.where(gt_idx == gt_unknown, G + 1, gt_idx).astype(np.int32)
+    pred_bad = pred_idx == (255 if pred_idx.dtype == np.uint8 else -1)
+    if pred_bad.any():
+        _check_prediction(image_id, pred_segments, np.where(pred_bad, -1, 0), pred_ids, np.ones(P), categories)
+    inter = _pair_counts(gt_idx, pred_idx, G + 2, P + 1)  # [G+2, P+1]
     pred_area = inter.sum(0)[1:]  # [P]
     _check_prediction(image_id, pred_segments, pred_idx, pred_ids, pred_area, categories)
     void = inter[0, 1:]  # [P] predicted pixels on VOID
