@@ -26,6 +26,10 @@ class TrainConfig:
     # parameters whose name contains a key learn at lr x value, e.g. Deformable DETR's
     # {sampling_offsets: 0.1, reference_points: 0.1} (its official `lr_linear_proj_mult`)
     lr_mult: Dict[str, float] = field(default_factory=dict)
+    # module path prefixes that do not train (e.g. [detr] for DETR panoptic's mask stage), in eval
+    # mode, from epoch `freeze_from_epoch` (0: from the start); see trackformer/engine/freeze.py
+    freeze: List[str] = field(default_factory=list)
+    freeze_from_epoch: int = 0
     weight_decay: float = 1e-4
     optimizer: Literal["adamw", "radam", "sgd"] = "adamw"
     fused: bool = False  # adamw/sgd as one fused kernel: ~6x faster steps on CPU, other rounding
@@ -48,7 +52,7 @@ class TrainConfig:
         at_least = {"epochs": 0, "max_steps": 1, "batch_size": 1, "eval_batch_size": 1, "num_workers": 0,
                     "lr": 0, "lr_backbone": 0, "weight_decay": 0, "lr_drop": 0, "warmup_steps": 0,
                     "clip_max_norm": 0, "accumulate": 1, "eval_every": 0, "log_every": 1,
-                    "checkpoint_every": 0}
+                    "checkpoint_every": 0, "freeze_from_epoch": 0}
         for key, low in at_least.items():
             value = getattr(self, key)
             if value is not None and not value >= low:  # `not >=` also catches NaN

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..run import Run, write_metrics
 from ..utils import interactive, progress, resolve_device, seed_everything, to_device, to_float32
 from . import distributed as dist
+from .freeze import freeze, train_mode
 from .optim import build_optimizer, build_scheduler
 from .state import TrainState
 
@@ -156,7 +157,9 @@ def train_one_epoch(state: TrainState, model, criterion, loader, device, autocas
     optimizer step every `tc.accumulate` batches (and at the epoch's last batch), a log line every
     `tc.log_every` steps, `last.pt` every `tc.checkpoint_every` steps. `model` is what runs the
     forward pass (the DDP wrapper when distributed). Returns the epoch's mean of each loss term."""
-    state.model.train()
+    frozen = list(tc.freeze) if state.epoch >= tc.freeze_from_epoch else []
+    freeze(state.model, frozen)  # `train.freeze`: no gradients, eval mode
+    train_mode(state.model, frozen)
     criterion.train()
     epoch, first = state.epoch, state.batch_in_epoch
     num_batches, done = first + len(loader), first
