@@ -60,3 +60,14 @@ def test_pretrain_then_finetune_smoke(shared_dir, tmp_path):
     metrics = _run("intrabatch_cub100_vit", tmp_path / "ib", "train.epochs=1", "train.max_steps=4",
                    f"model.backbone.weights={tmp_path / 'mae' / 'best.pt'}")
     assert {"R@1", "R@8", "NMI", "MAP@R", "scratch/R@1", "scratch/MAP@R"} <= set(metrics)
+
+
+@pytest.mark.slow
+def test_mae_initialisation_beats_random_on_cub100(shared_dir, tmp_path):
+    """The issue's bar: the whole recipe (mae_cub100, then intrabatch_cub100_vit and its scratch variant;
+    ~11 min on 2 idle cores) gives MAE-initialised R@1 >= scratch + 2 points on the test classes
+    (measured 0.300 vs 0.201, docs/vit-mae.md)."""
+    _run("mae_cub100", tmp_path / "mae")
+    metrics = _run("intrabatch_cub100_vit", tmp_path / "ib", f"model.backbone.weights={tmp_path / 'mae' / 'best.pt'}")
+    print(f"MAE-init R@1 {metrics['R@1']:.3f}, scratch R@1 {metrics['scratch/R@1']:.3f}")
+    assert metrics["R@1"] >= metrics["scratch/R@1"] + 0.02
