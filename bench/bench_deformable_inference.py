@@ -40,7 +40,8 @@ def hf_model():
             p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.dim() > 1 else 0.05) + (1.0 if norm else 0.0))
         for name, b in model.named_buffers():
             if b.is_floating_point():
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5 if "var" in name else torch.randn(b.shape, generator=g) * 0.1)
+                noise = torch.rand(b.shape, generator=g) + 0.5 if "var" in name else torch.randn(b.shape, generator=g) * 0.1
+                b.copy_(noise)
     return model
 
 
