@@ -39,9 +39,9 @@ def hf_model():
             norm = name.endswith("norm.weight") or "layer_norm.weight" in name or "normalization.weight" in name
             p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.dim() > 1 else 0.05) + (1.0 if norm else 0.0))
         for name, b in model.named_buffers():
-            if b.is_floating_point():
-                noise = torch.rand(b.shape, generator=g) + 0.5 if "var" in name else torch.randn(b.shape, generator=g) * 0.1
-                b.copy_(noise)
+            if b.is_floating_point():  # frozen BatchNorm statistics
+                var = "var" in name
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5 if var else torch.randn(b.shape, generator=g) * 0.1)
     return model
 
 
