@@ -3,6 +3,7 @@ killed at any moment leaves the previous checkpoint intact and no checkpoint fil
 
 Reading tells apart a damaged file ("corrupt checkpoint") from one that is intact but holds objects
 whose unpickling would call code ("refused"), and refuses model weights holding NaN or Inf."""
+import argparse
 import io
 import pickle
 import pickletools
@@ -39,7 +40,9 @@ def load_checkpoint(path: PathLike, map_location="cpu") -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            # argparse.Namespace: the `args` of official TrackFormer checkpoints (it only sets attributes)
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # the weights-only unpickler refuses both unknown globals and garbage: only an intact
         # pickle stream can be said to carry code
@@ -98,8 +101,12 @@ def model_state_from(obj: Any, path: PathLike) -> Dict[str, Any]:
 
 def load_model_weights(model, path: PathLike, strict: bool = True):
     """Load weights into `model`. Non-strict loading keeps what fits and reports what was skipped
-    (fine-tuning with another number of classes re-initialises the class head)."""
+    (fine-tuning with another number of classes re-initialises the class head). A model with an
+    `upgrade_state_dict(state) -> state` method rewrites legacy keys first."""
     state = model_state_from(load_checkpoint(path), path)
+    upgrade = getattr(model, "upgrade_state_dict", None)  # a model's rewrites of legacy key names
+    if upgrade is not None:
+        state = upgrade(state)
     if strict:
         try:
             model.load_state_dict(state, strict=True)

@@ -35,13 +35,21 @@ class DeformableCriterion(SetCriterion):
                          giou_weight=giou_weight, aux_loss=aux_loss)
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
 
+    def query_weights(self, outputs: Dict):
+        """Extension point: a weight per query [B, Q] of its class loss, or None (all 1)."""
+        return None
+
     def loss_labels(self, outputs, targets, indices, num_boxes) -> Dict[str, Tensor]:
         logits = outputs["pred_logits"].float()  # [B, Q, C]
         batch_idx, src_idx = self._src_permutation(indices)
         matched = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)]).to(logits.device)
         onehot = torch.zeros_like(logits)
         onehot[batch_idx, src_idx, matched] = 1.0
-        loss = sigmoid_focal_loss(logits, onehot, self.focal_alpha, self.focal_gamma).sum() / num_boxes
+        loss = sigmoid_focal_loss(logits, onehot, self.focal_alpha, self.focal_gamma)  # [B, Q, C]
+        weights = self.query_weights(outputs)
+        if weights is not None:
+            loss = loss * weights.to(loss)[..., None]
+        loss = loss.sum() / num_boxes
         return {"loss_ce": loss, "class_error": class_error(logits, batch_idx, src_idx, matched)}
 
     @torch.no_grad()

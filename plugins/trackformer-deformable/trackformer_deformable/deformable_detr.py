@@ -150,6 +150,15 @@ class DeformableDETR(nn.Module):
         srcs, masks, pos = self.levels(features, masks, image_mask)
         query_embed = None if self.two_stage else self.query_embed.weight
         hs, init_ref, refs, enc_class, enc_coord = self.transformer(srcs, masks, pos, query_embed)
+        out = self.heads(hs, init_ref, refs)
+        if self.two_stage:
+            out["enc_outputs"] = {"pred_logits": enc_class, "pred_boxes": enc_coord.sigmoid()}
+        return out
+
+    def heads(self, hs: Tensor, init_ref: Tensor, refs: Tensor) -> Dict:
+        """Decoder outputs hs [layers, B, Q, d], initial references [B, Q, 2|4] and per-layer references ->
+        {"pred_logits" [B, Q, C], "pred_boxes" [B, Q, 4], "aux_outputs"}: layer l's boxes relative to the
+        reference it read (the initial one, or the one layer l - 1 refined)."""
         logits: List[Tensor] = []
         boxes: List[Tensor] = []
         for lvl in range(hs.shape[0]):
@@ -164,8 +173,6 @@ class DeformableDETR(nn.Module):
         out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
         if self.aux_loss:
             out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b} for a, b in zip(logits[:-1], boxes[:-1])]
-        if self.two_stage:
-            out["enc_outputs"] = {"pred_logits": enc_class, "pred_boxes": enc_coord.sigmoid()}
         return out
 
 

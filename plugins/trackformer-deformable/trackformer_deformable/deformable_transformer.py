@@ -84,9 +84,11 @@ class DeformableDecoderLayer(nn.Module):
         self.dropout4 = nn.Dropout(dropout)
         self.norm3 = nn.LayerNorm(d_model)
 
-    def forward(self, tgt, query_pos, reference_points, memory, shapes, memory_padding_mask=None):  # tgt [B, Q, d]
+    def forward(self, tgt, query_pos, reference_points, memory, shapes, memory_padding_mask=None,
+                query_padding_mask=None):  # tgt [B, Q, d]; query_padding_mask [B, Q] True = empty slot
         q = tgt + query_pos
-        tgt = self.norm2(tgt + self.dropout2(self.self_attn(q, q, tgt, need_weights=False)[0]))
+        tgt = self.norm2(tgt + self.dropout2(self.self_attn(q, q, tgt, key_padding_mask=query_padding_mask,
+                                                            need_weights=False)[0]))
         tgt = self.norm1(tgt + self.dropout1(self.cross_attn(tgt + query_pos, reference_points, memory, shapes, None,
                                                              memory_padding_mask)))
         return self.norm3(tgt + self.dropout4(self.linear2(self.dropout3(F.relu(self.linear1(tgt))))))
@@ -104,12 +106,13 @@ class DeformableDecoder(nn.Module):
         self.bbox_embed: Optional[nn.ModuleList] = None
         self.class_embed: Optional[nn.ModuleList] = None
 
-    def forward(self, tgt, reference_points, memory, shapes, valid_ratios, query_pos, memory_padding_mask=None):
+    def forward(self, tgt, reference_points, memory, shapes, valid_ratios, query_pos, memory_padding_mask=None,
+                query_padding_mask=None):
         outputs, references = [], []
         for lid, layer in enumerate(self.layers):
             scale = valid_ratios if reference_points.shape[-1] == 2 else torch.cat([valid_ratios, valid_ratios], -1)
             ref_input = reference_points[:, :, None] * scale[:, None]  # [B, Q, L, 2|4]
-            tgt = layer(tgt, query_pos, ref_input, memory, shapes, memory_padding_mask)
+            tgt = layer(tgt, query_pos, ref_input, memory, shapes, memory_padding_mask, query_padding_mask)
             if self.bbox_embed is not None:
                 delta = self.bbox_embed[lid](tgt)  # [B, Q, 4]
                 if reference_points.shape[-1] == 4:

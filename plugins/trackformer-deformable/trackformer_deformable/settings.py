@@ -4,8 +4,8 @@ The official COCO settings (Zhu et al. 2021, fundamentalvision/Deformable-DETR `
 defaults. The matcher reuses DETR's `HungarianConfig` with the focal cost's class weight 2; the focal
 criterion has no no-object class, so DETR's `SetCriterionConfig` (`eos_coef`) does not fit it.
 """
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
 
 from trackformer.errors import ConfigError
 from trackformer.schema import component
@@ -76,3 +76,36 @@ class DeformableCriterionConfig:
             raise ConfigError("focal_alpha", f"must be in [0, 1], got {self.focal_alpha}")
         if self.focal_gamma < 0:
             raise ConfigError("focal_gamma", f"must be >= 0, got {self.focal_gamma}")
+
+
+@dataclass
+class DeformableTrackFormerConfig(DeformableDETRConfig):
+    """TrackFormer on Deformable DETR (Meinhardt et al. 2022, the released MOT17/MOT20 models). Box
+    refinement is on; two-stage is refused (TrackFormer never supported it with track queries)."""
+    with_box_refine: bool = True
+    multi_frame: bool = True  # the encoder runs on the previous and the current frame; the decoder reads both
+    # quirk (a): divide 2-d references' sampling offsets by (W, H) ("wh", correct) or (H, W) ("hw", the
+    # released TrackFormer models were trained so)
+    offset_normalizer: Literal["wh", "hw"] = "wh"
+    # quirk (b): the decoder's memory as [previous, current] (correct) or [current, previous] while level
+    # shapes, masks and level embeddings stay [previous, current] (the released models were trained so)
+    memory_order: Literal["previous_current", "current_previous"] = "previous_current"
+    overflow_boxes: bool = False  # boxes may leave the image: post-processing never clips them
+    fn_prob: float = 0.4  # drop each track query in training (false negatives)
+    fp_prob: float = 0.1  # add up to ceil(fp_prob x T) background queries (false positives)
+    # matching of the previous frame's outputs to its ground truth, which picks the track queries
+    prev_matcher: FocalHungarianConfig = field(default_factory=FocalHungarianConfig)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.two_stage:
+            raise ConfigError("two_stage", "is not supported with track queries (the released TrackFormer "
+                                           "models are box refine without two-stage)")
+        if not self.with_box_refine:
+            raise ConfigError("with_box_refine", "must be true: track queries are refined like object queries")
+        if self.multi_frame and (self.hidden_dim % 3 or (self.hidden_dim // 3) % 2):
+            raise ConfigError("hidden_dim", f"multi_frame needs a multiple of 6 (3-D sine: d/3 even features "
+                                            f"per axis), got {self.hidden_dim}")
+        for name in ("fn_prob", "fp_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in [0, 1], got {getattr(self, name)}")

@@ -48,6 +48,13 @@ def _row(frame: int, tid: int, box, score: float) -> Row:
     return (frame, tid, x1 + 1, y1 + 1, x2 - x1, y2 - y1, float(score))
 
 
+def _reset_model(model):
+    """A new sequence: models that keep the previous frame (multi-frame attention) forget it."""
+    reset = getattr(model, "reset_tracking", None)
+    if reset is not None:
+        reset()
+
+
 def _sync(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -60,6 +67,7 @@ def track_sequence(model, frames: Iterable, tracker: Tracker, short: int, max_si
     """TrackFormer online tracking. `public_dets` maps frame -> xyxy pixel boxes [P, 4]."""
     model.eval()
     tracker.reset()
+    _reset_model(model)
     rows: List[Row] = []
     for frame, image in frames:
         t0 = time.perf_counter()
@@ -92,6 +100,7 @@ def sort_sequence(model, frames: Iterable, sort: Sort, short: int, max_size: Opt
     """The SORT baseline on the model's detections (object queries only, no track queries)."""
     model.eval()
     sort.reset()
+    _reset_model(model)
     rows: List[Row] = []
     for frame, image in frames:
         w, h = image.size

@@ -102,6 +102,8 @@ class TrackerConfig:
     inactive_patience: int = 5
     public_detections: bool = False
     public_iou: float = 0.5
+    # which new detections public boxes support (TrackFormer's `public_detections` values, or Hungarian)
+    public_matching: Literal["min_iou_0_5", "center_distance", "one_to_one"] = "min_iou_0_5"
     # appearance re-identification of inactive tracks (needs an embedding model)
     reid_appearance: bool = False
     reid_similarity: float = 0.7  # minimum cosine similarity

@@ -45,8 +45,8 @@ def main(args) -> int:
     if args.input is None:
         raise ConfigError("--input", "name the input: a sequence folder, a MOTChallenge root, images or a video")
     cfg = load_config(args.config, args.overrides)
-    if cfg.model is None or cfg.model.name != "trackformer":
-        raise ConfigError("model.name", "trackformer track needs a `trackformer` model")
+    if cfg.model is None or cfg.model.name not in ("trackformer", "deformable_trackformer"):
+        raise ConfigError("model.name", "trackformer track needs a `trackformer` or `deformable_trackformer` model")
     if not cfg.model.get("weights"):
         print("trackformer: warning: model.weights is not set: tracking with an untrained model", file=sys.stderr)
     sources = open_inputs(args.input, args.max_frames)

@@ -7,7 +7,8 @@ Per frame the network decodes the current image with one track query per active 
      revives an inactive track whose query scores above `reid_threshold`;
   2. runs NMS among the active tracks (`track_nms`), deleting the weaker of two overlapping tracks;
   3. turns object-query detections above `detection_threshold` into new tracks, unless a public
-     detection does not support them (public mode: one-to-one IoU >= `public_iou`) or they overlap an
+     detection does not support them (public mode, `public_matching`: TrackFormer's `min_iou_0_5` or
+     `center_distance`, or one-to-one IoU >= `public_iou`) or they overlap an
      active track above `detection_nms` (existing tracks win);
   4. optionally re-identifies inactive tracks by appearance (cosine similarity of embeddings from an
      `embed(images [N,3,h,w]) -> [N,E]` callable) before starting a new track;
@@ -108,10 +109,8 @@ class Tracker:
         if cfg.public_detections:
             if public_boxes is None or len(public_boxes) == 0 or len(keep) == 0:
                 return []
-            iou = box_iou(det_out["boxes"][keep].float(), torch.as_tensor(public_boxes).float())  # [K, P]
-            rows, cols = linear_sum_assignment(-iou.numpy())
-            keep = keep[torch.as_tensor(sorted(r for r, c in zip(rows, cols) if iou[r, c] >= cfg.public_iou),
-                                        dtype=torch.long)]
+            keep = keep[_public_support(det_out["boxes"][keep].float(), torch.as_tensor(public_boxes).float(),
+                                        cfg.public_matching, cfg.public_iou)]
         if len(keep) == 0:
             return []
         boxes, scores = det_out["boxes"][keep].float(), det_out["scores"][keep].float()
@@ -163,6 +162,28 @@ class Tracker:
             self.active.append(t)
             matched.add(r)
         return [j for r, j in enumerate(new) if r not in matched]
+
+
+def _public_support(boxes, public, matching: str, min_iou: float) -> torch.Tensor:
+    """Indices (sorted) of the new detections `boxes [K, 4]` that public boxes `public [P, 4]` (xyxy) support:
+    "min_iou_0_5" (official): each public box claims its best detection if their IoU >= `min_iou`;
+    "center_distance" (official): each public box claims the detection with the nearest centre, if the
+    squared centre distance is below that detection's area; "one_to_one": Hungarian on IoU, pairs >= `min_iou`."""
+    if matching == "center_distance":
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        dist = ((public[:, None, :2] + public[:, None, 2:]) / 2 - centres[None]).pow(2).sum(-1)  # [P, K]
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        dist = torch.where(dist < area[None], dist, torch.full_like(dist, float("inf")))
+        best, index = dist.min(1)
+        claimed = index[torch.isfinite(best)]
+    elif matching == "min_iou_0_5":
+        best, index = box_iou(public, boxes).max(1)  # [P]
+        claimed = index[best >= min_iou]
+    else:
+        iou = box_iou(boxes, public)  # [K, P]
+        rows, cols = linear_sum_assignment(-iou.numpy())
+        claimed = torch.as_tensor([r for r, c in zip(rows, cols) if iou[r, c] >= min_iou], dtype=torch.long)
+    return torch.unique(claimed)
 
 
 def _area(box) -> float:
