@@ -38,7 +38,6 @@ class TrackingEvaluator:
         `out/render/*.{render}`); `trackformer=False` runs the baselines alone (`model` may be None
         when they all use public detections)."""
         from trackformer.errors import DataError
-        from trackformer.utils import progress
 
         from .render import render as render_tracks
         from .sort import Sort
@@ -58,7 +57,7 @@ class TrackingEvaluator:
                 if src.seq_dir is None:
                     raise DataError(src.name, "public detections need a MOTChallenge sequence with det/det.txt")
                 public_dets = online.read_public_detections(src.seq_dir)
-            bar = iter(progress(range(src.num_frames), total=src.num_frames, desc=f"track {src.name}"))
+            bar = iter(frame_progress(src.num_frames, f"track {src.name}"))
             rows = online.track_sequence(model, src.frames(), tracker, cfg.size, cfg.max_size, device,
                                          public_dets=public_dets, timing=timing, on_frame=lambda f: next(bar, None))
             for _ in bar:  # finish the bar when the frame count was an estimate
@@ -74,7 +73,6 @@ class TrackingEvaluator:
 
     def _track_baselines(self, model, src, device, out: Path, names: List[str]):
         from trackformer.errors import DataError
-        from trackformer.utils import progress
 
         from .baselines import make_tracker, model_detections, public_detections, track_detections
 
@@ -87,7 +85,7 @@ class TrackingEvaluator:
                 dets = public_detections(src.seq_dir, src.frame_numbers(), norm)
             else:
                 if own is None:
-                    bar = iter(progress(range(src.num_frames), total=src.num_frames, desc=f"detect {src.name}"))
+                    bar = iter(frame_progress(src.num_frames, f"detect {src.name}"))
                     own = model_detections(model, src.frames(), self.cfg.size, self.cfg.max_size, device,
                                            on_frame=lambda f: next(bar, None))
                 dets = own
@@ -134,6 +132,26 @@ class TrackingEvaluator:
         out = Path(output_dir) / "tracking"
         self.track(model, sources, device, out, render="gif" if self.cfg.render else None)
         return self.score(sources, out)
+
+
+def frame_progress(total: int, desc: str):
+    """Iterates range(total): on a terminal a bar with frames/s (rich), else the core's plain lines."""
+    from trackformer.utils import interactive, progress
+
+    if not interactive():
+        yield from progress(range(total), total=total, desc=desc)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    speed = TextColumn("{task.fields[fps]} frames/s")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), speed, TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(desc, total=total, fps="-")
+        for i in range(total):
+            yield i
+            bar.advance(task)
+            rate = bar.tasks[0].speed
+            bar.update(task, fps=f"{rate:.1f}" if rate else "-")
 
 
 def _pick(result: Dict) -> Dict[str, float]:
