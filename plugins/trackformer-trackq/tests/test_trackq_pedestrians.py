@@ -130,3 +130,17 @@ def test_evaluator_scores_every_baseline_per_sequence_on_a_range(syn, tmp_path):
         rows = read_results(tmp_path / "tracking" / n / f"{seq.name}.txt")
         assert len(rows) == 0 or rows.frame.min() >= 21                   # tracked from frame 21
     assert metrics["sort_public/MOTA"] > 0.5                              # public detections of the generator
+
+
+def test_bytetrack_on_the_model_detections_from_the_command_line(syn, tmp_path):
+    """A config and --tracker bytetrack: the model's own detections (object queries) tracked by
+    ByteTrack; the GIF, the timeline and the scores of that tracker."""
+    proc = track("trackformer_synthetic", f"output_dir={tmp_path}", "--tracker", "bytetrack", "-i", syn / "test",
+                 "-o", tmp_path / "out", "--frames", "5-20")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    name = sorted((syn / "test").iterdir())[0].name
+    assert (out / "bytetrack" / f"{name}.txt").is_file() and not (out / "results").exists()
+    assert Image.open(out / "render" / f"{name}.gif").n_frames == 16
+    assert (out / "timeline" / f"{name}.png").is_file()
+    assert set(json.loads((out / "metrics.json").read_text())) == {f"bytetrack/{k}" for k in ("MOTA", "IDF1", "HOTA", "IDSW")}
