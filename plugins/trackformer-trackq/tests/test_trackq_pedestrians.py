@@ -144,3 +144,32 @@ def test_bytetrack_on_the_model_detections_from_the_command_line(syn, tmp_path):
     assert Image.open(out / "render" / f"{name}.gif").n_frames == 16
     assert (out / "timeline" / f"{name}.png").is_file()
     assert set(json.loads((out / "metrics.json").read_text())) == {f"bytetrack/{k}" for k in ("MOTA", "IDF1", "HOTA", "IDSW")}
+
+
+def test_pedestrians_recipe_builds_its_halves(shared_dir):
+    from trackformer import build_dataset, load_config
+
+    over = [f"data.root={shared_dir / 'data' / 'pedestrians'}",
+            f"model.backbone.weights={shared_dir / 'weights' / 'mobilenet_v2-b0353104.pth'}"]
+    cfg = load_config("trackformer_pedestrians", over)
+    train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
+    assert len(train) == 36 + 54                                        # first halves only
+    assert [(s["name"], s["range"]) for s in test.sequences] == [("TUD-Campus", (36, 70)), ("PETS09-S3MF1", (54, 106))]
+    assert cfg.evaluator.benchmark == "MOT15" and cfg.evaluator.per_sequence
+    assert sorted(cfg.evaluator.baselines) == ["bytetrack", "bytetrack_public", "sort", "sort_public"]
+
+
+@pytest.mark.slow
+def test_pedestrians_recipe_smoke_run_writes_every_key(shared_dir, tmp_path):
+    """Two training steps, a short held-out part of each sequence: every key of the issue's table."""
+    cmd = [sys.executable, "-m", "trackformer", "run", "trackformer_pedestrians", f"output_dir={tmp_path}",
+           f"data.root={shared_dir / 'data' / 'pedestrians'}", "train.max_steps=2", "train.epochs=1",
+           f"model.backbone.weights={shared_dir / 'weights' / 'mobilenet_v2-b0353104.pth'}",
+           "data.test=[TUD-Campus:37-44,PETS09-S3MF1:55-60]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "CI": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for prefix in ("", "TUD-Campus/", "PETS09-S3MF1/"):
+        for method in ("", "sort_public/", "bytetrack_public/", "sort/", "bytetrack/"):
+            for key in ("MOTA", "IDF1", "HOTA", "IDSW"):
+                assert f"{prefix}{method}{key}" in m
