@@ -173,3 +173,20 @@ def test_pedestrians_recipe_smoke_run_writes_every_key(shared_dir, tmp_path):
         for method in ("", "sort_public/", "bytetrack_public/", "sort/", "bytetrack/"):
             for key in ("MOTA", "IDF1", "HOTA", "IDSW"):
                 assert f"{prefix}{method}{key}" in m
+
+
+def test_boxes_leaving_the_image_are_clipped_for_training(tmp_path):
+    """MOT15-style gt with a box from x = -30 and one past the right border: clipped to the image in
+    the training targets (evaluation reads the file as it is)."""
+    seq = tmp_path / "CAM"
+    (seq / "img1").mkdir(parents=True)
+    (seq / "gt").mkdir()
+    for f in (1, 2):
+        Image.new("RGB", (100, 80), (90, 90, 90)).save(seq / "img1" / f"{f:06d}.jpg")
+    (seq / "gt" / "gt.txt").write_text("1,1,-29,11,50,40,1,-1,-1,-1\n1,2,81,11,40,40,1,-1,-1,-1\n"
+                                       "2,1,-28,11,50,40,1,-1,-1,-1\n2,3,200,11,40,40,1,-1,-1,-1\n")
+    ds = MOTFramePairs([seq], PairTransform(False, [80], None, prev_crop=1.0), frame_ranges=[None])
+    image, target = ds._load(0, 0)
+    np.testing.assert_allclose(target["boxes"].numpy(), [[0, 10, 20, 50], [80, 10, 100, 50]])
+    image, target = ds._load(0, 1)
+    assert target["track_ids"].tolist() == [1]                          # wholly outside: dropped
