@@ -115,7 +115,7 @@ def main(args) -> int:
     ev.cfg = replace(ev.cfg, benchmark=_benchmark(sources, ev.cfg.benchmark))
     timing = online.Timing()
     if method == "results":
-        ev.track(model, sources, device, out, baseline=args.baseline, public=args.public, timing=timing)
+        ev.track(model, sources, device, out, baseline=args.baseline, public=args.public, timing=timing, baselines=[])
         fps = timing.frames / max(timing.total, 1e-9)
         print(f"tracked {timing.frames} frames at {fps:.1f} fps; results in {out / 'results'}", file=sys.stderr)
     else:
