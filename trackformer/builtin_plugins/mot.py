@@ -21,7 +21,8 @@ def add_arguments(parser):
     parser.add_argument("--benchmark", default="MOT17",  # checked by the evaluator (eval.mot.prepare)
                         help="preprocessing: MOT16/17/20 drop tracker boxes on distractors; MOT15 none "
                              "(default MOT17)")
-    parser.add_argument("--sequences", nargs="+", metavar="SEQ", help="evaluate only these sequences")
+    parser.add_argument("--sequences", nargs="+", metavar="SEQ",
+                        help="evaluate only these sequences; SEQ:FIRST-LAST scores only those frames (e.g. TUD-Campus:37-71)")
     parser.add_argument("--json", metavar="OUT", help="write all metrics as JSON to OUT ('-' for stdout)")
     parser.add_argument("--missing-ok", action="store_true",
                         help="score a sequence without a results file as an empty tracking instead of failing")

@@ -4,16 +4,19 @@
 An item is `(image [3,H,W], target)` for the current frame; `target["prev_image"]` and
 `target["prev_target"]` hold the previous frame, which went through the same geometric augmentation
 plus a small extra crop. Boxes are cxcywh relative to the image; `track_ids` carry identities.
+A sequence entry may name part of a sequence, `TUD-Campus:1-36`: only those frames are used, for the
+current and the previous frame alike. Boxes leaving the image are clipped to it for training.
 """
 import random
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from trackformer.data import transforms as T
+from trackformer.data.frame_range import FrameRange, split_entry
 from trackformer.errors import ConfigError, DataError
 
 from .settings import MOTPairsConfig, StaticPairsConfig
@@ -27,43 +30,55 @@ def is_sequence_dir(path: Path) -> bool:
 
 def find_sequences(root, entries: Sequence[str]) -> List[Path]:
     """Each entry (relative to `root`) is a sequence directory or a folder of them."""
+    return [p for p, _ in find_sequence_entries(root, entries)]
+
+
+def find_sequence_entries(root, entries: Sequence[str]) -> List[Tuple[Path, Optional[FrameRange]]]:
+    """As `find_sequences`, with each entry's frame range (`<sequence>:FIRST-LAST`; None: all frames)."""
     out = []
     for entry in entries:
+        entry, frames = split_entry(entry, "data")
         p = Path(root) / entry
         if is_sequence_dir(p):
-            out.append(p)
+            out.append((p, frames))
+        elif frames is not None:
+            raise DataError(p, "a frame range needs a sequence folder (with img1/)")
         elif p.is_dir():
             seqs = sorted(q for q in p.iterdir() if is_sequence_dir(q))
             if not seqs:
                 raise DataError(p, "no MOTChallenge sequence (a folder with img1/) in this folder")
-            out.extend(seqs)
+            out.extend((q, None) for q in seqs)
         else:
             raise DataError(p, "no such sequence or folder")
     return out
 
 
-def read_sequence(seq_dir, classes=(1,), min_visibility: float = 0.0) -> Dict:
+def read_sequence(seq_dir, classes=(1,), min_visibility: float = 0.0, frames: Optional[FrameRange] = None) -> Dict:
     """Through the core's MOTChallenge reader: frames (image paths, from img1/, not seqLength), and
     gt per frame index (0-based): `boxes` xyxy 0-based pixels [n, 4] and `ids` [n], for consider != 0
-    rows of `classes` (MOT15 files without a class column keep all rows) at `min_visibility`."""
+    rows of `classes` (MOT15 files without a class column keep all rows) at `min_visibility`; with
+    `frames`, gt only inside that range (`range`: its first and last 0-based frame index)."""
     from trackformer.data import mot
 
     seq = mot.read_sequence(seq_dir, gt=True, det=False)
-    frames = list(seq.info.frame_files)
-    if not frames:
+    frames_list = list(seq.info.frame_files)
+    if not frames_list:
         raise DataError(Path(seq_dir) / "img1", "no frames")
     gt: Dict[int, Dict] = {}
+    part = frames is not None
+    frames = (frames or FrameRange()).resolve(len(frames_list), f"data: {Path(seq_dir).name}")
     if seq.gt is not None:
         g = seq.gt
         keep = (g.score != 0) & (np.isin(g.cls, classes) | (g.cls == -1)) & (g.visibility >= min_visibility)
         g = g.select(keep)
         xyxy = np.concatenate([g.boxes[:, :2] - 1, g.boxes[:, :2] - 1 + g.boxes[:, 2:]], 1)
-        for f in range(len(frames)):
+        for f in range(frames.first - 1, frames.last):
             m = g.frame == f + 1
             gt[f] = {"boxes": torch.as_tensor(xyxy[m], dtype=torch.float32).reshape(-1, 4),
                      "ids": torch.as_tensor(g.id[m], dtype=torch.int64)}
-    return {"name": seq.info.name, "dir": Path(seq_dir), "frames": frames, "gt": gt,
-            "width": seq.info.width, "height": seq.info.height, "frame_rate": seq.info.frame_rate}
+    return {"name": seq.info.name, "dir": Path(seq_dir), "frames": frames_list, "gt": gt,
+            "width": seq.info.width, "height": seq.info.height, "frame_rate": seq.info.frame_rate,
+            "range": (frames.first - 1, frames.last - 1), "frame_range": frames if part else None}
 
 
 def _crop_resize_back(image, target, min_frac: float):
@@ -123,9 +138,11 @@ class MOTFramePairs(torch.utils.data.Dataset):
     info = {"num_classes": 1, "class_names": ["pedestrian"]}
 
     def __init__(self, sequence_dirs: Sequence, transform: PairTransform, frame_range: int = 5,
-                 classes=(1,), min_visibility: float = 0.0, pairs: bool = True):
+                 classes=(1,), min_visibility: float = 0.0, pairs: bool = True,
+                 frame_ranges: Optional[Sequence[Optional[FrameRange]]] = None):
         self.sequence_dirs = [Path(s) for s in sequence_dirs]
-        self.sequences = [read_sequence(s, classes, min_visibility) for s in self.sequence_dirs]
+        ranges = list(frame_ranges) if frame_ranges is not None else [None] * len(self.sequence_dirs)
+        self.sequences = [read_sequence(s, classes, min_visibility, r) for s, r in zip(self.sequence_dirs, ranges)]
         self.transform, self.frame_range, self.pairs = transform, frame_range, pairs
         self.index = [(s, f) for s, seq in enumerate(self.sequences) for f in sorted(seq["gt"])]
         missing = [str(seq["dir"]) for seq in self.sequences if not seq["gt"]]
@@ -143,15 +160,19 @@ class MOTFramePairs(torch.utils.data.Dataset):
         except OSError as e:
             raise DataError(path, f"cannot read image: {e}") from None
         gt = seq["gt"][f]
-        return image, _target(gt["boxes"], gt["ids"], s * 100000 + f, *image.size)
+        w, h = image.size   # boxes leaving the image (kept as annotated for evaluation) clipped for training
+        boxes = torch.stack([gt["boxes"][:, 0].clamp(0, w), gt["boxes"][:, 1].clamp(0, h),
+                             gt["boxes"][:, 2].clamp(0, w), gt["boxes"][:, 3].clamp(0, h)], 1)
+        inside = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        return image, _target(boxes[inside], gt["ids"][inside], s * 100000 + f, w, h)
 
     def __getitem__(self, idx: int):
         s, f = self.index[idx]
         image, target = self._load(s, f)
         if not self.pairs:
             return self.transform(image, target)[0]
-        n = len(self.sequences[s]["frames"])
-        pf = random.randint(max(0, f - self.frame_range), min(n - 1, f + self.frame_range))
+        lo, hi = self.sequences[s]["range"]  # the previous frame never leaves the sequence's range
+        pf = random.randint(max(lo, f - self.frame_range), min(hi, f + self.frame_range))
         prev_image, prev_target = self._load(s, pf)
         (image, target), (prev_image, prev_target) = self.transform(image, target, prev_image, prev_target)
         target["prev_image"], target["prev_target"] = prev_image, prev_target
@@ -205,8 +226,9 @@ def build(settings: MOTPairsConfig, split: str, **deps) -> Optional[MOTFramePair
         raise ConfigError("root", f"not a directory: {settings.root}")
     transform = PairTransform(split == "train", settings.scales, settings.max_size, settings.hflip,
                               settings.prev_crop)
-    return MOTFramePairs(find_sequences(settings.root, entries), transform, settings.frame_range,
-                         tuple(settings.classes), settings.min_visibility, pairs=True)
+    found = find_sequence_entries(settings.root, entries)
+    return MOTFramePairs([p for p, _ in found], transform, settings.frame_range, tuple(settings.classes),
+                         settings.min_visibility, pairs=True, frame_ranges=[r for _, r in found])
 
 
 def build_static(settings: StaticPairsConfig, split: str, **deps):
@@ -217,7 +239,8 @@ def build_static(settings: StaticPairsConfig, split: str, **deps):
         if not entries or settings.mot_root is None:
             return None
         transform = PairTransform(False, settings.scales, settings.max_size, 0.0, 1.0)
-        return MOTFramePairs(find_sequences(settings.mot_root, entries), transform, pairs=True)
+        found = find_sequence_entries(settings.mot_root, entries)
+        return MOTFramePairs([p for p, _ in found], transform, pairs=True, frame_ranges=[r for _, r in found])
     transform = PairTransform(True, settings.scales, settings.max_size, settings.hflip, 1.0)
     return StaticImagePairs(settings.image_dir, settings.ann_file, transform, tuple(settings.category_ids),
                             settings.prev_crop)

@@ -115,10 +115,33 @@ class TrackerConfig:
 
 @dataclass
 class SortConfig:
-    detection_threshold: float = 0.4
+    detection_threshold: Optional[float] = 0.4  # None: every detection (the reference ignores scores)
     iou_threshold: float = 0.3
     max_age: int = 1
     min_hits: int = 3
+
+
+@dataclass
+class ByteTrackConfig:
+    """Two-threshold association (ByteTrack, ifzhang/ByteTrack's defaults); see `bytetrack.py`."""
+    track_thresh: float = 0.6  # high pool: score > track_thresh; low pool: low_thresh < score < track_thresh
+    low_thresh: float = 0.1
+    new_track_offset: float = 0.1  # unmatched high detections start tracks from track_thresh + this
+    match_thresh: float = 0.9  # first association: cost 1 - IoU (x score when fuse_score) below this
+    second_match_thresh: float = 0.5  # second association (low pool): cost 1 - IoU
+    unconfirmed_match_thresh: float = 0.7
+    fuse_score: bool = True
+    track_buffer: int = 30  # frames a lost track is kept, at 30 fps (scaled by the sequence's rate)
+    min_box_area: float = 100.0  # output filter (not inside the tracker)
+    max_aspect: Optional[float] = 1.6  # output filter: boxes with w / h above this are not written
+    # unnormalised detection scores (MOT15's ACF: 0.14-133): `rank` maps each file's scores to their
+    # quantile in [0, 1]; `auto` does so only when a score exceeds 1; `none` keeps them
+    score_norm: Literal["auto", "rank", "none"] = "auto"
+
+    def __post_init__(self):
+        if not 0 <= self.low_thresh < self.track_thresh:
+            raise ConfigError("low_thresh", f"must be >= 0 and below track_thresh ({self.track_thresh}), "
+                                            f"got {self.low_thresh}")
 
 
 @dataclass
@@ -131,6 +154,11 @@ class TrackingEvalConfig:
     render: bool = False  # also draw the tracks: <output_dir>/tracking/render/<seq>.gif
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     sort: SortConfig = field(default_factory=SortConfig)
+    bytetrack: ByteTrackConfig = field(default_factory=ByteTrackConfig)
+    # more trackers scored beside TrackFormer, each as `<name>/<key>`: sort / bytetrack on the model's
+    # detections, sort_public / bytetrack_public on det/det.txt (SORT there as the reference: no threshold)
+    baselines: List[Literal["sort", "bytetrack", "sort_public", "bytetrack_public"]] = field(default_factory=list)
+    per_sequence: bool = False  # also `<SEQ>/<key>` and `<SEQ>/<baseline>/<key>`
     # appearance re-id: a metric-learning run config whose model offers `embed(images) -> [N, D]`
     reid_model: Optional[str] = None
     reid_weights: Optional[str] = None
