@@ -52,8 +52,11 @@ def test_augmentations_move_masks_with_boxes(coco128):
             assert (inner - outer).abs().max() <= 2.0
 
 
-def test_masks_to_boxes_matches_torchvision():
+def test_masks_to_boxes_gives_zeros_for_empty_masks():
     from torchvision.ops import masks_to_boxes as reference
 
     masks = torch.from_numpy(np.random.default_rng(0).random((5, 9, 7)) > 0.8)
-    assert torch.equal(masks_to_boxes(masks), reference(masks))
+    masks[2] = False
+    boxes = masks_to_boxes(masks)
+    assert torch.equal(boxes[2], torch.zeros(4))
+    assert torch.equal(boxes[[0, 1, 3, 4]], reference(masks[[0, 1, 3, 4]]))

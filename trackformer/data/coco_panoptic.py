@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
+import torchvision
 from PIL import Image
 
 from trackformer.errors import DataError
@@ -21,19 +22,12 @@ from .transforms import collate
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """[N, H, W] bool -> [N, 4] xyxy of the extreme pixel indices (an empty mask gives zeros)."""
-    if masks.shape[0] == 0:
-        return torch.zeros((0, 4), dtype=torch.float32)
-    rows, cols = masks.any(2), masks.any(1)  # [N, H], [N, W]
-    ys = torch.arange(masks.shape[1], dtype=torch.float32)
-    xs = torch.arange(masks.shape[2], dtype=torch.float32)
-    big = 1e9
-    x0 = torch.where(cols, xs, big).min(1).values
-    x1 = torch.where(cols, xs, -big).max(1).values
-    y0 = torch.where(rows, ys, big).min(1).values
-    y1 = torch.where(rows, ys, -big).max(1).values
-    boxes = torch.stack([x0, y0, x1, y1], 1)
-    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+    """[N, H, W] bool -> [N, 4] xyxy (torchvision's `masks_to_boxes`); an empty mask gives zeros."""
+    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.float32)
+    present = masks.flatten(1).any(1)  # [N]
+    if present.any():
+        boxes[present] = torchvision.ops.masks_to_boxes(masks[present]).float()
+    return boxes
 
 
 class CocoPanoptic(torch.utils.data.Dataset):
