@@ -193,15 +193,22 @@ def build_deformable_detr(num_classes: int, backbone_channels: Sequence[int] = (
                           aux_loss, with_box_refine, two_stage, backbone)
 
 
-def build(settings: DeformableDETRConfig, data_info=None, **deps) -> DeformableDETR:
-    """The `deformable_detr` architecture from its settings."""
+def build_backbone(settings) -> nn.Module:
+    """The settings' backbone, checked to give at most `num_feature_levels` levels."""
     from trackformer import build as build_component
-    from trackformer_detr.detr import num_classes_from
 
     backbone = build_component("backbones", settings.backbone)
     if len(backbone.levels) > settings.num_feature_levels:
         raise ConfigError("num_feature_levels", f"{settings.num_feature_levels} is fewer than the backbone's "
                                                 f"{len(backbone.levels)} levels ({', '.join(backbone.levels)})")
+    return backbone
+
+
+def build(settings: DeformableDETRConfig, data_info=None, **deps) -> DeformableDETR:
+    """The `deformable_detr` architecture from its settings."""
+    from trackformer_detr.detr import num_classes_from
+
+    backbone = build_backbone(settings)
     return build_deformable_detr(
         num_classes_from(settings, data_info), num_feature_levels=settings.num_feature_levels,
         d_model=settings.hidden_dim, num_queries=settings.num_queries, with_box_refine=settings.with_box_refine,

@@ -28,7 +28,7 @@ from torch import Tensor
 from trackformer.ops.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 from trackformer_detr.detr import Inputs, as_padded_batch
 
-from .deformable_detr import DeformableDETR, sine_position
+from .deformable_detr import DeformableDETR, build_backbone, sine_position
 from .multi_frame import MultiFrameTransformer, sine_position_3d
 from .settings import DeformableTrackFormerConfig
 
@@ -199,17 +199,12 @@ def build_deformable_trackformer(num_classes: int = 20, backbone_channels: Seque
 
 def build(settings: DeformableTrackFormerConfig, data_info=None, **deps) -> DeformableTrackFormer:
     """The `deformable_trackformer` architecture from its settings."""
-    from trackformer import build as build_component
-    from trackformer.errors import ConfigError
     from trackformer.plugins import load_plugins
     from trackformer_detr.detr import num_classes_from
 
     from .matcher import build as build_matcher
 
-    backbone = build_component("backbones", settings.backbone)
-    if len(backbone.levels) > settings.num_feature_levels:
-        raise ConfigError("num_feature_levels", f"{settings.num_feature_levels} is fewer than the backbone's "
-                                                f"{len(backbone.levels)} levels ({', '.join(backbone.levels)})")
+    backbone = build_backbone(settings)
     return build_deformable_trackformer(
         num_classes_from(settings, data_info), num_feature_levels=settings.num_feature_levels,
         d_model=settings.hidden_dim, num_queries=settings.num_queries, aux_loss=settings.aux_loss,
