@@ -99,6 +99,24 @@ def model_state_from(obj: Any, path: PathLike) -> Dict[str, Any]:
     raise DataError(path, "no model weights found: expected a state dict or a dict with a 'model' entry")
 
 
+def state_dict_mismatch(own: Dict[str, Any], state: Dict[str, Any], prefix: str = "",
+                        ignore_missing=()) -> str:
+    """What keeps `state` from loading strictly into a module whose state dict is `own` ("" if
+    nothing): missing and unexpected keys (counted, one example) and the first wrong shape."""
+    missing = sorted(set(own) - set(state) - set(ignore_missing))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {prefix}{missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {prefix}{unexpected[0]})")
+    if wrong:
+        parts.append(f"shape of {prefix}{wrong[0]} is {tuple(state[wrong[0]].shape)}, "
+                     f"expected {tuple(own[wrong[0]].shape)}")
+    return "; ".join(parts)
+
+
 def load_model_weights(model, path: PathLike, strict: bool = True):
     """Load weights into `model`. Non-strict loading keeps what fits and reports what was skipped
     (fine-tuning with another number of classes re-initialises the class head). A model with an

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torchvision
 from torch import Tensor
 
+from trackformer.checkpoint import state_dict_mismatch
 from trackformer.errors import ConfigError, DataError
 
 from .levels import Level, TappedSequential, select_levels
@@ -142,20 +143,9 @@ def load_backbone_weights(body: nn.Module, path: str, prefix: str, arch: str, sk
              if k in own or not (k.startswith(("fc.", "classifier.")) or k.endswith("num_batches_tracked"))}
     if not any(k.endswith("num_batches_tracked") for k in own):
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    missing = sorted(set(own) - set(state) - {k for k in own if k.endswith("num_batches_tracked")})
-    unexpected = sorted(set(state) - set(own))
-    bad_shape = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {prefix}{missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {prefix}{unexpected[0]})")
-        if bad_shape:
-            k = bad_shape[0]
-            parts.append(f"shape of {prefix}{k} is {tuple(state[k].shape)}, "
-                         f"expected {tuple(own[k].shape)}")
-        raise DataError(path, f"not torchvision {arch} weights: " + "; ".join(parts))
+    mismatch = state_dict_mismatch(own, state, prefix, [k for k in own if k.endswith("num_batches_tracked")])
+    if mismatch:
+        raise DataError(path, f"not torchvision {arch} weights: {mismatch}")
     body.load_state_dict(state, strict=False)
 
 

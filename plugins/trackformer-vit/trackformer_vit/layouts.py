@@ -26,6 +26,7 @@ from typing import Dict, Union
 import torch
 from torch import Tensor
 
+from trackformer.checkpoint import state_dict_mismatch
 from trackformer.errors import DataError
 
 from .vit import VisionTransformer, resize_pos_embed
@@ -100,19 +101,9 @@ def to_module_layout(state: Dict[str, Tensor], vit: VisionTransformer, source="s
         side = math.isqrt(n)
         if side * side == n and n != own["pos_embed"].shape[1] - 1:
             state["pos_embed"] = resize_pos_embed(state["pos_embed"], (side, side), vit.grid)
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {prefix}{unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"shape of {k} is {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
-        raise DataError(source, f"not {layout} ViT weights for this model: " + "; ".join(parts))
+    mismatch = state_dict_mismatch(own, state)
+    if mismatch:
+        raise DataError(source, f"not {layout} ViT weights for this model: {mismatch}")
     return state
 
 
