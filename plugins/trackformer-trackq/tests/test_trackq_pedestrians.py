@@ -146,12 +146,15 @@ def test_bytetrack_on_the_model_detections_from_the_command_line(syn, tmp_path):
     assert set(json.loads((out / "metrics.json").read_text())) == {f"bytetrack/{k}" for k in ("MOTA", "IDF1", "HOTA", "IDSW")}
 
 
-def test_pedestrians_recipe_builds_its_halves(shared_dir):
+@pytest.mark.parametrize("name,arch", [("trackformer_pedestrians", "deformable_trackformer"),
+                                       ("trackformer_pedestrians_detr", "trackformer")])
+def test_pedestrians_recipe_builds_its_halves(shared_dir, name, arch):
     from trackformer import build_dataset, load_config
 
     over = [f"data.root={shared_dir / 'data' / 'pedestrians'}",
             f"model.backbone.weights={shared_dir / 'weights' / 'mobilenet_v2-b0353104.pth'}"]
-    cfg = load_config("trackformer_pedestrians", over)
+    cfg = load_config(name, over)
+    assert cfg.model.name == arch and cfg.model.backbone.name == "mobilenet_v2"
     train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
     assert len(train) == 36 + 54                                        # first halves only
     assert [(s["name"], s["range"]) for s in test.sequences] == [("TUD-Campus", (36, 70)), ("PETS09-S3MF1", (54, 106))]
