@@ -82,9 +82,8 @@ class CocoPanopticDataConfig(PanopticAugmentConfig):
 
 
 @dataclass
-class PanopticShapesConfig(PanopticAugmentConfig):
-    """Generated panoptic scenes (see trackformer_panoptic.shapes)."""
-    root: Optional[str] = None  # where to generate; None: ~/.cache/trackformer/panoptic-shapes-<params>
+class SceneSpec:
+    """What the generated panoptic scenes hold (see trackformer_panoptic.shapes)."""
     num_train: int = 1000
     num_val: int = 50
     num_test: int = 100
@@ -101,3 +100,9 @@ class PanopticShapesConfig(PanopticAugmentConfig):
                                             f"{self.max_things}")
         if self.image_size < 32:
             raise ConfigError("image_size", f"must be >= 32, got {self.image_size}")
+
+
+@dataclass
+class PanopticShapesConfig(SceneSpec, PanopticAugmentConfig):
+    """Generated panoptic scenes as a data set."""
+    root: Optional[str] = None  # where to generate; None: ~/.cache/trackformer/panoptic-shapes-<params>

@@ -10,7 +10,7 @@ segment; remnants under `MIN_VISIBLE` pixels become VOID, as does a one-pixel se
 boundary. Deterministic for a given spec; `manifest.json` (written last) marks a complete set.
 """
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict
 
@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 from trackformer.data.panoptic_format import segments_from_ids, write_panoptic
+
+from .settings import SceneSpec
 
 CATEGORIES = [
     {"id": 1, "name": "circle", "supercategory": "shape", "isthing": 1, "color": [220, 60, 60]},
@@ -29,19 +31,6 @@ CATEGORIES = [
 ]
 MIN_VISIBLE = 12
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class SceneSpec:
-    num_train: int = 1000
-    num_val: int = 50
-    num_test: int = 100
-    image_size: int = 96
-    min_things: int = 1
-    max_things: int = 4
-    thing_min_size: int = 16
-    thing_max_size: int = 40
-    seed: int = 0
 
 
 def _texture(rng, kind: int, shape, yy, xx) -> np.ndarray:
