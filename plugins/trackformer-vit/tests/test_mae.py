@@ -116,3 +116,23 @@ def test_settings_errors():
         MAEConfig(mask_ratio=1.0)
     with pytest.raises(ConfigError, match="decoder_num_heads: 5 heads do not divide decoder_embed_dim 512"):
         MAEConfig(decoder_num_heads=5)
+
+
+def test_detection_batches_pre_train_it_and_bad_inputs_are_one_line_errors():
+    """A `coco` / `shapes` collate batch {"images", "mask"} gives the plain batch's loss; padding and
+    other sizes are refused with the reason."""
+    from trackformer.data.transforms import collate
+    from trackformer.errors import TrackformerError
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(32, 8, 48, 1, 3, 4.0, 32, 1, 4)
+    images = torch.randn(3, 3, 32, 32)
+    noise = torch.rand(3, 16)
+    inputs, _ = collate([(im, {"labels": torch.zeros(0)}) for im in images])
+    assert torch.equal(mae(inputs, noise=noise)["loss"], mae(images, noise=noise)["loss"])
+    padded, _ = collate([(images[0], {}), (images[1, :, :24], {})])
+    with pytest.raises(TrackformerError, match=r"^MAE takes batches of same-size images; this detection batch "
+                                               r"is padded \(use one training scale and no crop\)$"):
+        mae(padded)
+    with pytest.raises(TrackformerError, match=r"^MAE takes 32-pixel square images, got \(48, 48\)$"):
+        mae(torch.randn(1, 3, 48, 48))

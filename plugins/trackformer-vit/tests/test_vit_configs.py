@@ -36,9 +36,16 @@ def test_intrabatch_vit_config_loads_an_mae_checkpoint(tmp_path):
     assert out["embeddings"].shape == (4, 512) and out["logits"].shape == (4, 45)
 
 
-def test_detr_vit_config_runs_detr_on_the_pyramid():
-    cfg = load_config("detr_vit_synthetic")
+def test_detr_vit_config_runs_detr_on_the_pyramid_of_the_mae_shapes_vit(tmp_path):
+    mae = build_model(load_config("mae_shapes"), data_info={})
+    assert (mae.grid, mae.embed_dim, len(mae.blocks), len(mae.decoder_blocks)) == ((8, 8), 192, 4, 2)
+    torch.save({"model": mae.state_dict()}, tmp_path / "best.pt")
+    cfg = load_config("detr_vit_synthetic", [f"model.backbone.weights={tmp_path / 'best.pt'}"])
+    assert cfg.model.backbone.weights != load_config("detr_vit_synthetic").model.backbone.weights
+    assert {k: v for k, v in cfg.data.items()} == {k: v for k, v in load_config("mae_shapes").data.items()}
     model = build_model(cfg, data_info={"num_classes": 3})
+    vit = model.backbone[0].vit
+    assert all(torch.equal(v, mae.state_dict()[k]) for k, v in vit.state_dict().items())
     assert list(model.backbone[0].levels) == ["p3"] and model.backbone[0].levels["p3"].stride == 8
     out = model([torch.rand(3, 64, 64), torch.rand(3, 64, 64)])
     assert out["pred_boxes"].shape == (2, 8, 4) and out["pred_logits"].shape == (2, 8, 4)
@@ -63,6 +70,19 @@ def test_pretrain_then_finetune_smoke(shared_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_mae_shapes_then_detr_vit_smoke(tmp_path):
+    """mae_shapes pre-trains on the shapes' detection batches (labels unused), detr_vit_synthetic
+    starts from its best.pt."""
+    mae = _run("mae_shapes", tmp_path / "mae", "train.epochs=1", "train.max_steps=3", "data.num_train=64",
+               "data.num_val=16", "data.num_test=16")
+    assert mae["masked_share"] == 0.75 and (tmp_path / "mae" / "mae_reconstruction" / "000.png").is_file()
+    detr = _run("detr_vit_synthetic", tmp_path / "detr", "train.epochs=1", "train.max_steps=3",
+                "data.num_train=64", "data.num_val=16", "data.num_test=16",
+                f"model.backbone.weights={tmp_path / 'mae' / 'best.pt'}")
+    assert 0 <= detr["AP50"] <= 1
+
+
+@pytest.mark.slow
 def test_mae_initialisation_beats_random_on_cub100(shared_dir, tmp_path):
     """The issue's bar: the whole recipe (mae_cub100, then intrabatch_cub100_vit and its scratch variant;
     ~11 min on 2 idle cores) gives MAE-initialised R@1 >= scratch + 2 points on the test classes
@@ -71,3 +91,13 @@ def test_mae_initialisation_beats_random_on_cub100(shared_dir, tmp_path):
     metrics = _run("intrabatch_cub100_vit", tmp_path / "ib", f"model.backbone.weights={tmp_path / 'mae' / 'best.pt'}")
     print(f"MAE-init R@1 {metrics['R@1']:.3f}, scratch R@1 {metrics['scratch/R@1']:.3f}")
     assert metrics["R@1"] >= metrics["scratch/R@1"] + 0.02
+
+
+@pytest.mark.slow
+def test_mae_pre_trained_vit_detr_reaches_the_bar(tmp_path):
+    """The issue's bar: mae_shapes, then detr_vit_synthetic from its best.pt (~27 min on 2 idle cores)
+    gives test AP50 >= 0.90 (measured 0.925, docs/vit-mae.md)."""
+    _run("mae_shapes", tmp_path / "mae")
+    metrics = _run("detr_vit_synthetic", tmp_path / "detr", f"model.backbone.weights={tmp_path / 'mae' / 'best.pt'}")
+    print(f"test AP50 {metrics['AP50']:.3f}")
+    assert metrics["AP50"] >= 0.90

@@ -7,6 +7,10 @@
     -> decoder blocks -> LN -> decoder_pred [N, L, p*p*3]
     loss: per-patch MSE to the (per-patch normalised) pixels, averaged over the removed patches only
 
+Inputs: an image batch [N, 3, H, W], or a detection batch {"images", "mask"} (the `coco` / `shapes`
+loaders' collate) whose labels are unused, so any detection set's images pre-train it; padded
+batches are refused (the patches must all be image).
+
 The encoder's parameters are a `VisionTransformer`'s (timm names), so an MAE state dict is also an
 encoder state dict for `vit_*` backbones (the decoder keys are set aside by `layouts.py`).
 """
@@ -17,8 +21,20 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from trackformer.errors import TrackformerError
+
 from .settings import MAEConfig
 from .vit import Block, VisionTransformer
+
+
+def batch_images(inputs) -> Tensor:
+    """[N, 3, H, W] from an image batch or an unpadded detection batch {"images", "mask"}."""
+    if isinstance(inputs, dict):
+        if bool(inputs["mask"].any()):
+            raise TrackformerError("MAE takes batches of same-size images; this detection batch is padded "
+                                   "(use one training scale and no crop)")
+        return inputs["images"]
+    return inputs
 
 
 def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
@@ -108,8 +124,8 @@ class MaskedAutoencoder(VisionTransformer):
         """-> latent [N, 1 + keep, D], mask [N, L], ids_restore [N, L]."""
         x = self.patch_embed(images).flatten(2).transpose(1, 2)  # [N, L, D]
         if x.shape[1] != self.pos_embed.shape[1] - 1:
-            raise ValueError(f"MAE takes {self.grid[0] * self.patch_size}-pixel square images, got "
-                             f"{tuple(images.shape[-2:])}")
+            raise TrackformerError(f"MAE takes {self.grid[0] * self.patch_size}-pixel square images, got "
+                                   f"{tuple(images.shape[-2:])}")
         x, mask, ids_restore = random_masking(x + self.pos_embed[:, 1:], mask_ratio, noise)  # [N, keep, D]
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)
@@ -136,9 +152,10 @@ class MaskedAutoencoder(VisionTransformer):
             target = (target - mean) / (var + 1e-6) ** 0.5
         return target
 
-    def forward(self, images: Tensor, targets=None, noise: Optional[Tensor] = None,
+    def forward(self, images, targets=None, noise: Optional[Tensor] = None,
                 mask_ratio: Optional[float] = None) -> Dict[str, Tensor]:
         """-> {"loss": scalar, "pred": [N, L, p*p*3], "mask": [N, L] (1 = removed)}."""
+        images = batch_images(images)  # [N, 3, H, W]
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         latent, mask, ids_restore = self.encode(images, ratio, noise)
         pred = self.decode(latent, ids_restore)

@@ -19,7 +19,7 @@ from torch import Tensor
 from trackformer.atomic import atomic_write
 from trackformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-from .mae import patchify, unpatchify
+from .mae import batch_images, patchify, unpatchify
 from .settings import MAEEvalConfig
 
 
@@ -82,8 +82,8 @@ class MAEEvaluator:
         generator = torch.Generator().manual_seed(self.seed)
         total, count, masked = 0.0, 0, 0.0
         shown = []  # (images, pred, mask) of the first `num_images`
-        for images, _ in progress(loader, desc="mae"):
-            images = images.to(device)
+        for inputs, _ in progress(loader, desc="mae"):
+            images = batch_images(inputs).to(device)  # [N, 3, H, W]
             L = model.grid[0] * model.grid[1]
             noise = torch.rand(images.shape[0], L, generator=generator).to(device)
             out = model(images, noise=noise)
