@@ -76,6 +76,22 @@ def test_equals_official_formula_with_gradients(dtype, tol):
         assert (a - b).abs().max() <= tol * 20 * max(1.0, b.abs().max().item())
 
 
+def test_far_and_on_the_edge_locations_equal_the_official_formula():
+    """Corners clamped into a level read zero outside it: locations far off the map (every corner out),
+    within a pixel of its edges (some corners out) and on pixel centres and edges exactly."""
+    value, loc, attn = (t.requires_grad_() for t in random_inputs(torch.float64, Lq=40))
+    g = torch.Generator().manual_seed(1)
+    size = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float64)[:, None]  # [L, 1, 2] (W, H)
+    pixel = torch.randint(-3, 12, loc.shape, generator=g).double() * 0.5  # on centres and edges, some far out
+    with torch.no_grad():
+        loc.copy_(torch.where(torch.rand(loc.shape, generator=g) < 0.5, (pixel + 0.5) / size, loc * 8 - 3.5))
+    ours, ref = ms_deform_attn(value, SHAPES, None, loc, attn), official(value, SHAPES, loc, attn)
+    assert (ours - ref).abs().max() <= 1e-12
+    grad = torch.randn_like(ours)
+    for a, b in zip(torch.autograd.grad(ours, (value, attn), grad), torch.autograd.grad(ref, (value, attn), grad)):
+        assert (a - b).abs().max() <= 1e-12
+
+
 def test_equals_naive_bilinear_loop_in_float64():
     value, loc, attn = random_inputs(torch.float64, N=1, Lq=4, M=2, D=3, P=2)
     assert torch.allclose(ms_deform_attn(value, SHAPES, None, loc, attn), naive(value, SHAPES, loc, attn),

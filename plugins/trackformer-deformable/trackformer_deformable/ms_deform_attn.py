@@ -8,23 +8,23 @@ at `2 * loc - 1`: pixel coordinate `loc * size - 0.5`, corners outside the map r
 
 The official pure-PyTorch reference calls `grid_sample` once per level, stacks the samples of all
 levels into [N*M, D, Lq, L*P], weights and sums them, and autograd keeps the samples for the
-backward. Here every level's map gets a zero border in one flat copy of the value [N*Sp*M, D], so the
-four corners of any clamped coordinate are real rows and need no mask; the attention weight is folded
-into the four bilinear weights; each (query, head) becomes one bag of L*P*4 rows, and
-`F.embedding_bag(mode="sum", per_sample_weights=...)` gathers and reduces them in one fused call,
-never materialising the samples. A custom autograd function keeps only the bordered value, the
-locations and the weights, and recomputes the corners chunk by chunk of queries in the backward:
-the corner products <value row, grad> come from `embedding_bag`'s per-sample-weight gradient op, the
-value's gradient from a second `embedding_bag` over the output gradient with the corners sorted by
-row (its transpose; faster than `embedding_bag`'s own backward or `index_add_` on CPU).
+backward. Here the value [N, S, M, D] is read in place as rows [N*S*M, D]: each corner's row is
+clamped into its level and a corner outside the map gets a zero bilinear weight (it reads zero, as
+`grid_sample`'s zero padding); the attention weight is folded into the four bilinear weights; each
+(query, head) becomes one bag of L*P*4 rows, and `F.embedding_bag(mode="sum", per_sample_weights=...)`
+gathers and reduces them in one fused call, never materialising the samples. A custom autograd
+function keeps only the value, the locations and the weights, and recomputes the corners chunk by
+chunk of queries in the backward: the corner products <value row, grad> come from `embedding_bag`'s
+per-sample-weight gradient op, the value's gradient from a second `embedding_bag` over the output
+gradient with the corners sorted by position (its transpose; faster than `embedding_bag`'s own
+backward or `index_add_` per corner on CPU), added to the value rows with `index_add_`.
 Coordinates and bilinear weights are computed in float32 (float64 for float64 inputs) whatever the
 value's dtype; float16/bfloat16 gradients are accumulated in float32.
-Measured (bench/bench_deformable_attention.py, 2 threads): forward+backward at the released TrackFormer
-encoder's shapes about 0.6-0.75x the time and 0.3x the peak memory of the reference algorithm; at the
-decoder's (550 queries, value-sized work dominates) about 1.1x time and 1.3x memory.
+Measured (bench/bench_deformable_attention.py, 2 threads): see docs/deformable.md.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from itertools import accumulate
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -44,86 +44,92 @@ def level_shapes(spatial_shapes: Shapes) -> Tuple[Tuple[int, int], ...]:
     return tuple((int(h), int(w)) for h, w in spatial_shapes)
 
 
-# Each level's map is stored with a zero border (PAD_BEFORE rows/columns before, PAD_AFTER after), so
-# every corner of a clamped coordinate in [-1, size] is a real row and no corner needs a mask.
-PAD_BEFORE, PAD_AFTER = 1, 2
+class Corners(NamedTuple):
+    """Bilinear corners of one chunk of samples, flat: bag b = (image, query, head), sample j = (level,
+    point); corner c = (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)."""
+    rows: Tensor  # [B, 4, L*P] int64 rows of the value [N*S*M, D], clamped into the level
+    bilinear: Tensor  # [B, 4, L*P] bilinear weights; 0 for a corner outside the map (it reads zero)
+    # for the backward only:
+    wx: Optional[Tensor]  # [2, B, L*P] weights of columns x0, x0 + 1 (0 outside the map)
+    wy: Optional[Tensor]  # [2, B, L*P] weights of rows y0, y0 + 1
+    inside: Optional[Tensor]  # [B, 4, L*P] 1 where the corner lies in the map, else 0
+    scale: Optional[Tensor]  # [2, B, L*P] d pixel / d loc (x, y): the size, 0 beyond -1 or size (all corners read 0)
+    key: Optional[Tensor]  # [B, L*P] int64 position of corner (x0, y0) on the levels' grids with a border
+    key_step: Optional[Tensor]  # [4, L*P] key offsets of the four corners on that grid
 
 
-def _padded(value: Tensor, shapes) -> Tensor:
-    """value [N, S, M, D] -> rows [N * Sp * M, D] of the zero-bordered levels, Sp = sum (H + 3) * (W + 3)."""
-    N, _, M, D = value.shape
-    pad = PAD_BEFORE + PAD_AFTER
-    rows = value.new_zeros(N, sum((h + pad) * (w + pad) for h, w in shapes), M, D)
-    start = 0
-    for level, (h, w) in zip(value.split([h * w for h, w in shapes], dim=1), shapes):
-        bordered = rows[:, start:start + (h + pad) * (w + pad)].view(N, h + pad, w + pad, M, D)
-        bordered[:, PAD_BEFORE:PAD_BEFORE + h, PAD_BEFORE:PAD_BEFORE + w] = level.view(N, h, w, M, D)
-        start += (h + pad) * (w + pad)
-    return rows.view(-1, D)
+def _corners(loc: Tensor, shapes, N: int, M: int, cdt: torch.dtype, for_backward: bool = False) -> Corners:
+    """The corners of loc [N, q, M, L, P, 2] (x, y in [0, 1]) at pixel `loc * size - 0.5`; the forward
+    needs only `rows` and `bilinear` (the other fields are None unless `for_backward`).
 
-
-def _token_map(shapes, N: int, device) -> Tensor:
-    """[N * Sp]: for each row group of the bordered levels its token in the value [N * S], -1 on the border."""
-    S = sum(h * w for h, w in shapes)
-    tokens = torch.arange(N * S, device=device).view(N, S).split([h * w for h, w in shapes], dim=1)
-    border = (PAD_BEFORE, PAD_AFTER, PAD_BEFORE, PAD_AFTER)
-    return torch.cat([F.pad(t.view(N, h, w), border, value=-1).view(N, -1) for t, (h, w) in zip(tokens, shapes)],
-                     1).view(-1)
-
-
-def _corners(loc: Tensor, shapes, N: int, M: int, cdt: torch.dtype):
-    """Bilinear corners of one chunk of samples in the `_padded` rows.
-
-    loc [N, q, M, L, P, 2] (x, y) -> row00 [N, q, M, L, P] (int64 row of corner (x0, y0)), step [L, 1, 4]
-    (row offsets of the corners (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)), wx / wy
-    [N, q, M, L, P, 2] (weights of columns x0, x0 + 1 / rows y0, y0 + 1), scale [N, q, M, L, P, 2]
-    (d pixel / d loc: the size, or 0 where the coordinate lies beyond -1 or size and every corner reads 0).
-    """
+    Everything is computed on [B, L*P] arrays against per-sample constants [L*P], so each elementwise
+    op runs over contiguous rows (a trailing dimension of 2 would make them scalar loops)."""
     device = loc.device
-    pad = PAD_BEFORE + PAD_AFTER
-    size = torch.tensor([[w, h] for h, w in shapes], dtype=cdt, device=device)[:, None]  # [L, 1, 2] (W, H)
-    row_len = torch.tensor([w + pad for _, w in shapes], device=device)[:, None]  # [L, 1]
-    level_rows = [(h + pad) * (w + pad) for h, w in shapes]
-    starts = torch.tensor([0] + level_rows[:-1], device=device).cumsum(0)[:, None]  # [L, 1]
-    pix = loc.to(cdt) * size - 0.5  # [N, q, M, L, P, 2]
-    scale = size * ((pix > -1) & (pix < size))
-    pix = torch.minimum(pix.clamp_(min=-1), size)  # beyond [-1, size] all corners are in the zero border
+    _, q, _, L, P, _ = loc.shape
+    B, LP = N * q * M, L * P
+
+    def per_sample(values) -> Tensor:  # one int per level -> [L*P]
+        return torch.tensor(list(values), dtype=torch.long, device=device).repeat_interleave(P)
+
+    areas = [h * w for h, w in shapes]
+    width = per_sample(w for _, w in shapes)
+    size_i = torch.stack([width, per_sample(h for h, _ in shapes)])[:, None]  # [2, 1, LP] (W, H)
+    size = size_i.to(cdt)
+    pix = loc.reshape(B, LP, 2).to(cdt).permute(2, 0, 1) * size - 0.5  # [2, B, LP] (x, y)
+    scale = size * ((pix > -1) & (pix < size)) if for_backward else None
+    pix = torch.minimum(pix.clamp_(min=-1), size)  # beyond [-1, size] every corner is outside the map
     corner0 = pix.floor()
     frac = pix.sub_(corner0)
-    xy0 = corner0.long() + PAD_BEFORE  # [N, q, M, L, P, 2], in the bordered map
-    n = torch.arange(N, device=device).view(N, 1, 1, 1, 1) * sum(level_rows)
-    m = torch.arange(M, device=device).view(1, 1, M, 1, 1)
-    row00 = (n + starts + xy0[..., 1] * row_len + xy0[..., 0]) * M + m  # [N, q, M, L, P]
-    step = torch.stack([torch.zeros_like(row_len), torch.ones_like(row_len), row_len, row_len + 1], -1) * M
-    wx = torch.stack([1 - frac[..., 0], frac[..., 0]], -1)
-    wy = torch.stack([1 - frac[..., 1], frac[..., 1]], -1)
-    return row00, step, wx, wy, scale
+    c0 = corner0.long()  # [2, B, LP] in [-1, size]
+    in0 = ((c0 >= 0) & (c0 < size_i)).to(cdt)
+    in1 = (c0 < size_i - 1).to(cdt)  # c0 + 1 < size
+    w0, w1 = (1 - frac) * in0, frac * in1  # [2, B, LP]
+    bag = torch.arange(B, device=device)
+    image, head = (bag // (q * M))[:, None], (bag % M)[:, None]  # [B, 1]
+    key = key_step = inside = None
+    if for_backward:
+        # the sort key of the value gradient: positions on each level's grid with a border of 1 before
+        # and 2 after (corner x0 + 1 of x0 = size), so distinct corners have distinct keys
+        bw = width + 3
+        grids = [(h + 3) * (w + 3) for h, w in shapes]
+        position = (c0[1] + 1) * bw + (c0[0] + 1) + per_sample(accumulate([0] + grids[:-1]))  # [B, LP]
+        key = position * M + (image * sum(grids) * M + head)
+        key_step = torch.stack([torch.zeros_like(bw), torch.ones_like(bw), bw, bw + 1]) * M  # [4, LP]
+        inside = torch.stack([in0[1] * in0[0], in0[1] * in1[0], in1[1] * in0[0], in1[1] * in1[0]], 1)  # [B, 4, LP]
+    c1 = torch.minimum(c0 + 1, size_i - 1)
+    c0 = torch.minimum(c0.clamp_(min=0), size_i - 1)
+    lines0, lines1 = c0[1] * width, c1[1] * width  # [B, LP]
+    rows = torch.stack([lines0 + c0[0], lines0 + c1[0], lines1 + c0[0], lines1 + c1[0]], 1)  # [B, 4, LP] in-level
+    rows += per_sample(accumulate([0] + areas[:-1])) + image[:, None] * sum(areas)
+    rows = rows.mul_(M).add_(head[:, None])  # rows of the value [N*S*M, D]
+    bilinear = torch.stack([w0[1] * w0[0], w0[1] * w1[0], w1[1] * w0[0], w1[1] * w1[0]], 1)  # [B, 4, LP]
+    if not for_backward:
+        return Corners(rows, bilinear, None, None, None, None, None, None)
+    return Corners(rows, bilinear, torch.stack([w0[0], w1[0]]), torch.stack([w0[1], w1[1]]), inside, scale, key,
+                   key_step)
 
 
-def _scatter_rows(grad_value: Tensor, token_map: Tensor, M: int, row00: Tensor, step: Tensor, weights: Tensor,
-                  grad: Tensor):
+def _scatter_rows(grad_value: Tensor, c: Corners, weights: Tensor, grad: Tensor):
     """grad_value[row] += weight * grad[bag] for every corner: the transpose of the forward's bags.
 
-    Each corner's rows, sorted, make the bags of one `embedding_bag` over `grad` (one bag per distinct
-    row); one sort of the (x0, y0) rows serves the four corners, since a corner's step keeps rows inside
-    their level. grad_value [N * S * M, D]; token_map from `_token_map`; M heads; row00 [B, L*P] (bordered rows);
-    step [L*P, 4]; weights [B, L*P, 4]; grad [B, D].
+    The corners are sorted once by `c.key` (corner (x0, y0)'s position on a grid with a border: the
+    other corners' keys are it plus a per-level step, so the same order sorts all four); for each
+    corner the runs of equal keys make the bags of one `embedding_bag` over `grad`, and each bag's sum
+    is added to the value row of its corner (a corner outside the map has weight 0: it adds zero to
+    the clamped row). grad_value [N * S * M, D]; weights [B, 4, L*P]; grad [B, D].
     """
-    LP = row00.shape[1]
-    keys = row00.view(-1)
+    LP = c.key.shape[1]
+    keys = c.key.view(-1)
     order = torch.argsort(keys)
     bag = order // LP
+    sample = order % LP
     keys = keys[order]
-    steps = step[order % LP].t()  # [4, E]
-    corner_weights = weights.view(-1, 4)[order].t().contiguous()  # [4, E]
-    for c in range(4):
-        rows, counts = torch.unique_consecutive(keys + steps[c], return_counts=True)
-        summed = F.embedding_bag(bag, grad, counts.cumsum(0) - counts, per_sample_weights=corner_weights[c],
+    for k in range(4):
+        _, counts = torch.unique_consecutive(keys + c.key_step[k][sample], return_counts=True)
+        first = counts.cumsum(0) - counts
+        summed = F.embedding_bag(bag, grad, first, per_sample_weights=weights[:, k].reshape(-1)[order],
                                  mode="sum")  # [U, D]
-        token = token_map[rows // M]
-        inside = token >= 0
-        dest = (token * M + rows % M)[inside]
-        grad_value[dest] += summed[inside].to(grad_value.dtype)
+        grad_value.index_add_(0, c.rows[:, k].reshape(-1)[order[first]], summed.to(grad_value.dtype))
 
 
 def _corner_products(grad: Tensor, rows: Tensor, idx: Tensor, num_bags: int) -> Tensor:
@@ -142,60 +148,56 @@ def _chunks(num_queries: int, corners_per_query: int):
 
 
 class _MSDeformAttn(torch.autograd.Function):
-    """Saves the bordered value, locations and weights; the backward recomputes each chunk's corners."""
+    """Saves the value, locations and weights; the backward recomputes each chunk's corners."""
 
     @staticmethod
     def forward(ctx, value, sampling_locations, attention_weights, shapes):
         N, S, M, D = value.shape
         _, Lq, _, L, P, _ = sampling_locations.shape
         cdt = torch.float64 if value.dtype == torch.float64 else torch.float32
-        rows = _padded(value, shapes)  # [N * Sp * M, D]
+        rows = value.view(-1, D)  # [N * S * M, D]
         out = value.new_empty(N, Lq, M * D)
         for q0, q1 in _chunks(Lq, N * M * L * P * 4):
             B = N * (q1 - q0) * M
-            row00, step, wx, wy, _ = _corners(sampling_locations[:, q0:q1], shapes, N, M, cdt)
-            wy = wy * attention_weights[:, q0:q1, ..., None].to(cdt)
-            weights = wy[..., :, None] * wx[..., None, :]  # [N, q, M, L, P, 2 (y), 2 (x)]
-            idx = row00[..., None] + step  # [N, q, M, L, P, 4]
-            sampled = F.embedding_bag(idx.view(B, -1), rows, per_sample_weights=weights.view(B, -1).to(rows.dtype),
-                                      mode="sum")
+            c = _corners(sampling_locations[:, q0:q1], shapes, N, M, cdt)
+            weights = c.bilinear * attention_weights[:, q0:q1].reshape(B, 1, L * P).to(cdt)  # [B, 4, L*P]
+            sampled = F.embedding_bag(c.rows.view(B, -1), rows, per_sample_weights=weights.view(B, -1).to(rows.dtype),
+                                      mode="sum")  # [B, D]
             out[:, q0:q1] = sampled.view(N, q1 - q0, M * D)
-        ctx.save_for_backward(rows, sampling_locations, attention_weights)
-        ctx.shapes, ctx.value_shape = shapes, value.shape
+        ctx.save_for_backward(value, sampling_locations, attention_weights)
+        ctx.shapes = shapes
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        rows, sampling_locations, attention_weights = ctx.saved_tensors
+        value, sampling_locations, attention_weights = ctx.saved_tensors
         shapes = ctx.shapes
-        N, S, M, D = ctx.value_shape
+        N, S, M, D = value.shape
         _, Lq, _, L, P, _ = sampling_locations.shape
         need_value, need_loc, need_attn = ctx.needs_input_grad[:3]
-        dtype = rows.dtype
+        dtype = value.dtype
         cdt = torch.float64 if dtype == torch.float64 else torch.float32
-        rows = rows.to(cdt)
+        rows = value.view(-1, D).to(cdt)
         grad_value = torch.zeros(N * S * M, D, dtype=cdt, device=rows.device) if need_value else None
-        token_map = _token_map(shapes, N, rows.device) if need_value else None
         grad_loc = torch.empty_like(sampling_locations) if need_loc else None
         grad_attn = torch.empty_like(attention_weights) if need_attn else None
         for q0, q1 in _chunks(Lq, N * M * L * P * 4):
             B = N * (q1 - q0) * M
             grad = grad_out[:, q0:q1].reshape(B, D).to(cdt)
-            row00, step, wx, wy, scale = _corners(sampling_locations[:, q0:q1], shapes, N, M, cdt)
-            attn = attention_weights[:, q0:q1].to(cdt)  # [N, q, M, L, P]
-            bilinear = wy[..., :, None] * wx[..., None, :]  # [N, q, M, L, P, 2, 2]
-            weights = bilinear * attn[..., None, None]
-            if need_loc or need_attn:  # d out / d weight of each corner: <value row, grad>
-                d_w = _corner_products(grad, rows, (row00[..., None] + step).view(-1), B).view(bilinear.shape)
+            c = _corners(sampling_locations[:, q0:q1], shapes, N, M, cdt, for_backward=True)
+            attn = attention_weights[:, q0:q1].reshape(B, 1, L * P).to(cdt)
+            weights = c.bilinear * attn  # [B, 4, L*P]
+            if need_loc or need_attn:  # d out / d weight of each corner: <value row, grad>, 0 outside the map
+                d_w = _corner_products(grad, rows, c.rows.view(-1), B).view(B, 4, L * P) * c.inside
                 if need_attn:
-                    grad_attn[:, q0:q1] = (d_w * bilinear).sum((-1, -2))
+                    grad_attn[:, q0:q1] = (d_w * c.bilinear).sum(1).view(grad_attn[:, q0:q1].shape)
                 if need_loc:
-                    d_fx = ((d_w[..., 1] - d_w[..., 0]) * wy).sum(-1)  # [N, q, M, L, P]
-                    d_fy = ((d_w[..., 1, :] - d_w[..., 0, :]) * wx).sum(-1)
-                    grad_loc[:, q0:q1] = torch.stack([d_fx, d_fy], -1) * attn[..., None] * scale
+                    d_x = c.wy[0] * (d_w[:, 1] - d_w[:, 0]) + c.wy[1] * (d_w[:, 3] - d_w[:, 2])  # [B, L*P]
+                    d_y = c.wx[0] * (d_w[:, 2] - d_w[:, 0]) + c.wx[1] * (d_w[:, 3] - d_w[:, 1])
+                    d_loc = torch.stack([d_x, d_y], -1) * (attn[:, 0, :, None] * c.scale.permute(1, 2, 0))
+                    grad_loc[:, q0:q1] = d_loc.view(grad_loc[:, q0:q1].shape)
             if need_value:
-                _scatter_rows(grad_value, token_map, M, row00.view(B, L * P), step.expand(L, P, 4).reshape(L * P, 4),
-                              weights.view(B, L * P, 4), grad)
+                _scatter_rows(grad_value, c, weights, grad)
         grad_value = grad_value.view(N, S, M, D).to(dtype) if need_value else None
         return grad_value, grad_loc, grad_attn, None
 
