@@ -166,3 +166,19 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_run_that_fails_while_building_leaves_no_new_directory(tmp_path):
+    """A bad input found while building the parts (here missing weights or data) is a one-line error,
+    and the output directory the run had just made is removed; an existing one is kept."""
+    new = tmp_path / "new"
+    line = error_line(cli("run", TOY, f"output_dir={new}", f"model.weights={tmp_path / 'missing.pt'}"))
+    assert str(tmp_path / "missing.pt") in line and line.startswith("trackformer: error: ")
+    assert not new.exists()
+    line = error_line(cli("run", TOY, f"output_dir={new}", f"data.root={tmp_path / 'nowhere'}"))
+    assert line == f"trackformer: error: data.root: directory not found: {tmp_path / 'nowhere'}"
+    assert not new.exists()
+    kept = tmp_path / "kept"
+    (kept / "notes").mkdir(parents=True)
+    error_line(cli("run", TOY, f"output_dir={kept}", f"data.root={tmp_path / 'nowhere'}"))
+    assert (kept / "notes").is_dir()

@@ -2,6 +2,7 @@
 import json
 import math
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ class Run:
         self.should_stop = False
         self._tensorboard = None
         self.log_lines = 0  # lines of metrics.jsonl written so far (a checkpoint records it)
+        self.created = writer and not self.output_dir.exists()  # `abandon` removes only a directory made here
         if writer:
             self._make_directory(OmegaConf.to_yaml(cfg))
             write_json_atomic(self.output_dir / "env.json", environment_record())
@@ -48,6 +50,14 @@ class Run:
                     (self.output_dir / stale).unlink(missing_ok=True)
             if cfg.tensorboard:
                 self._tensorboard = _tensorboard_writer(self.output_dir / "tensorboard")
+
+    def abandon(self):
+        """The run failed before training (a bad input found while building): remove the directory if
+        this run created it, so nothing half-written is left."""
+        if self.created:
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+            shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def _make_directory(self, config_yaml: str):
         where = self.output_dir

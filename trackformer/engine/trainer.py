@@ -20,7 +20,7 @@ from ..api import build, build_dataset, build_model
 from ..checkpoint import load_checkpoint, model_state_from
 from ..config import apply_overrides, validate
 from ..data.samplers import ShuffledBatchSampler
-from ..errors import ConfigError
+from ..errors import ConfigError, TrackformerError
 from ..run import Run, write_metrics
 from ..utils import interactive, progress, resolve_device, seed_everything, to_device, to_float32
 from . import distributed as dist
@@ -55,8 +55,12 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
     tc = cfg.train
 
     # ---- data, model, objective -------------------------------------------------------------
-    train_set, model, criterion, evaluator = build_parts(cfg, device, run)
-    val_set = build_dataset(cfg, "val")
+    try:
+        train_set, model, criterion, evaluator = build_parts(cfg, device, run)
+        val_set = build_dataset(cfg, "val")
+    except TrackformerError:  # a bad input: leave no half-written run directory behind
+        run.abandon()
+        raise
     batches = epoch_batches(train_set, tc.batch_size, cfg.seed)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch=max(1, len(batches) // tc.accumulate))

@@ -118,7 +118,7 @@ def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(file, "backbone weights file not found (weights are never downloaded; "
-                              "give a local torchvision-format .pth)")
+                              "give a local .pth file)")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors come in many types
