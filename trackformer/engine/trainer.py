@@ -55,12 +55,7 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
     tc = cfg.train
 
     # ---- data, model, objective -------------------------------------------------------------
-    try:
-        train_set, model, criterion, evaluator = build_parts(cfg, device, run)
-        val_set = build_dataset(cfg, "val")
-    except TrackformerError:  # a bad input: leave no half-written run directory behind
-        run.abandon()
-        raise
+    train_set, val_set, model, criterion, evaluator = build_parts(cfg, device, run)
     batches = epoch_batches(train_set, tc.batch_size, cfg.seed)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch=max(1, len(batches) // tc.accumulate))
@@ -130,22 +125,27 @@ def fit(cfg: DictConfig) -> Dict[str, float]:
 
 
 def build_parts(cfg: DictConfig, device, run: Run):
-    """The training split and what is built from the config: (train_set, model, criterion, evaluator).
-    The model takes what it needs from the training split's `info` (saved as data_info.json)."""
-    train_set = build_dataset(cfg, "train")
-    if train_set is None or len(train_set) == 0:
-        raise ConfigError("data", "the training split is empty")
-    data_info = dict(getattr(train_set, "info", {}) or {})
-    run.save_data_info(data_info)
-    model = build_model(cfg, data_info).to(device)
-    check_classes(model, data_info)
-    run.model = model  # for the lifecycle hooks
-    matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
-    if cfg.loss is None:
-        raise ConfigError("loss", "training needs a loss; set loss.name")
-    criterion = build("losses", cfg.loss, matcher=matcher, model=model).to(device)
-    evaluator = build("evaluators", cfg.evaluator, data_info=data_info) if cfg.evaluator is not None else None
-    return train_set, model, criterion, evaluator
+    """The training and validation splits and what is built from the config: (train_set, val_set,
+    model, criterion, evaluator). The model takes what it needs from the training split's `info`
+    (saved as data_info.json). A bad input met here removes the run directory just made."""
+    try:
+        train_set = build_dataset(cfg, "train")
+        if train_set is None or len(train_set) == 0:
+            raise ConfigError("data", "the training split is empty")
+        data_info = dict(getattr(train_set, "info", {}) or {})
+        run.save_data_info(data_info)
+        model = build_model(cfg, data_info).to(device)
+        check_classes(model, data_info)
+        run.model = model  # for the lifecycle hooks
+        matcher = build("matchers", cfg.matcher) if cfg.matcher is not None else None
+        if cfg.loss is None:
+            raise ConfigError("loss", "training needs a loss; set loss.name")
+        criterion = build("losses", cfg.loss, matcher=matcher, model=model).to(device)
+        evaluator = build("evaluators", cfg.evaluator, data_info=data_info) if cfg.evaluator is not None else None
+        return train_set, build_dataset(cfg, "val"), model, criterion, evaluator
+    except TrackformerError:
+        run.abandon()
+        raise
 
 
 def evaluate_best(cfg: DictConfig, evaluator, model, device, run: Run) -> Dict[str, float]:
