@@ -50,8 +50,8 @@ class Corners(NamedTuple):
     rows: Tensor  # [B, 4, L*P] int64 rows of the value [N*S*M, D], clamped into the level
     bilinear: Tensor  # [B, 4, L*P] bilinear weights; 0 for a corner outside the map (it reads zero)
     # for the backward only:
-    wx: Optional[Tensor]  # [2, B, L*P] weights of columns x0, x0 + 1 (0 outside the map)
-    wy: Optional[Tensor]  # [2, B, L*P] weights of rows y0, y0 + 1
+    w0: Optional[Tensor]  # [2 (x, y), B, L*P] weights of column x0 / row y0 (0 outside the map)
+    w1: Optional[Tensor]  # [2 (x, y), B, L*P] weights of column x0 + 1 / row y0 + 1
     inside: Optional[Tensor]  # [B, 4, L*P] 1 where the corner lies in the map, else 0
     scale: Optional[Tensor]  # [2, B, L*P] d pixel / d loc (x, y): the size, 0 beyond -1 or size (all corners read 0)
     key: Optional[Tensor]  # [B, L*P] int64 position of corner (x0, y0) on the levels' grids with a border
@@ -95,18 +95,23 @@ def _corners(loc: Tensor, shapes, N: int, M: int, cdt: torch.dtype, for_backward
         position = (c0[1] + 1) * bw + (c0[0] + 1) + per_sample(accumulate([0] + grids[:-1]))  # [B, LP]
         key = position * M + (image * sum(grids) * M + head)
         key_step = torch.stack([torch.zeros_like(bw), torch.ones_like(bw), bw, bw + 1]) * M  # [4, LP]
-        inside = torch.stack([in0[1] * in0[0], in0[1] * in1[0], in1[1] * in0[0], in1[1] * in1[0]], 1)  # [B, 4, LP]
+        inside = _per_corner(in0, in1)  # [B, 4, LP]
     c1 = torch.minimum(c0 + 1, size_i - 1)
     c0 = torch.minimum(c0.clamp_(min=0), size_i - 1)
     lines0, lines1 = c0[1] * width, c1[1] * width  # [B, LP]
     rows = torch.stack([lines0 + c0[0], lines0 + c1[0], lines1 + c0[0], lines1 + c1[0]], 1)  # [B, 4, LP] in-level
     rows += per_sample(accumulate([0] + areas[:-1])) + image[:, None] * sum(areas)
     rows = rows.mul_(M).add_(head[:, None])  # rows of the value [N*S*M, D]
-    bilinear = torch.stack([w0[1] * w0[0], w0[1] * w1[0], w1[1] * w0[0], w1[1] * w1[0]], 1)  # [B, 4, LP]
+    bilinear = _per_corner(w0, w1)  # [B, 4, LP]
     if not for_backward:
         return Corners(rows, bilinear, None, None, None, None, None, None)
-    return Corners(rows, bilinear, torch.stack([w0[0], w1[0]]), torch.stack([w0[1], w1[1]]), inside, scale, key,
-                   key_step)
+    return Corners(rows, bilinear, w0, w1, inside, scale, key, key_step)
+
+
+def _per_corner(a0: Tensor, a1: Tensor) -> Tensor:
+    """Column and row factors [2 (x, y), B, L*P] of sides 0 and 1 -> their products [B, 4, L*P] at the
+    corners (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)."""
+    return torch.stack([a0[1] * a0[0], a0[1] * a1[0], a1[1] * a0[0], a1[1] * a1[0]], 1)
 
 
 def _scatter_rows(grad_value: Tensor, c: Corners, weights: Tensor, grad: Tensor):
@@ -192,8 +197,8 @@ class _MSDeformAttn(torch.autograd.Function):
                 if need_attn:
                     grad_attn[:, q0:q1] = (d_w * c.bilinear).sum(1).view(grad_attn[:, q0:q1].shape)
                 if need_loc:
-                    d_x = c.wy[0] * (d_w[:, 1] - d_w[:, 0]) + c.wy[1] * (d_w[:, 3] - d_w[:, 2])  # [B, L*P]
-                    d_y = c.wx[0] * (d_w[:, 2] - d_w[:, 0]) + c.wx[1] * (d_w[:, 3] - d_w[:, 1])
+                    d_x = c.w0[1] * (d_w[:, 1] - d_w[:, 0]) + c.w1[1] * (d_w[:, 3] - d_w[:, 2])  # [B, L*P]
+                    d_y = c.w0[0] * (d_w[:, 2] - d_w[:, 0]) + c.w1[0] * (d_w[:, 3] - d_w[:, 1])
                     d_loc = torch.stack([d_x, d_y], -1) * (attn[:, 0, :, None] * c.scale.permute(1, 2, 0))
                     grad_loc[:, q0:q1] = d_loc.view(grad_loc[:, q0:q1].shape)
             if need_value:
