@@ -57,6 +57,37 @@ def test_flip_is_shared_by_both_frames(syn):
     torch.testing.assert_close(ta["boxes"][:, 0], 1 - tb["boxes"][:, 0])
 
 
+def test_random_crop_is_shared_by_both_frames_and_moves_the_boxes_with_the_pixels():
+    """A white rectangle on black: after the random crop and resize, the box of each frame is where its
+    white pixels are (clipped when the crop cuts it), and both frames got the same region."""
+    image = np.zeros((80, 120, 3), np.uint8)
+    image[10:50, 30:70] = 255
+    image = Image.fromarray(image)
+    box = torch.tensor([[30.0, 10.0, 70.0, 50.0]])
+    target = {"boxes": box, "labels": torch.zeros(1, dtype=torch.int64), "track_ids": torch.tensor([7]),
+              "size": torch.tensor([80, 120])}
+    transform = PairTransform(True, [60], None, hflip=0.0, prev_crop=1.0, crop=1.0, crop_min=0.4)
+    random.seed(0)
+    shapes, seen = set(), 0
+    for _ in range(30):
+        (im, t), (prev, pt) = transform(image, dict(target), image, dict(target))
+        torch.testing.assert_close(im, prev)
+        shapes.add(tuple(im.shape))
+        white = im[0] > 0  # normalised: white is positive, black negative
+        if not len(t["boxes"]):
+            assert white.sum() <= 2  # the crop missed the rectangle: at most a resampled edge
+            continue
+        seen += 1
+        torch.testing.assert_close(t["boxes"], pt["boxes"])
+        assert t["track_ids"].tolist() == [7]
+        h, w = im.shape[1:]
+        cx, cy, bw, bh = (t["boxes"][0] * torch.tensor([w, h, w, h])).tolist()
+        rows, cols = white.any(1).nonzero()[:, 0], white.any(0).nonzero()[:, 0]
+        assert abs(cols[0] - (cx - bw / 2)) <= 1.5 and abs(cols[-1] + 1 - (cx + bw / 2)) <= 1.5
+        assert abs(rows[0] - (cy - bh / 2)) <= 1.5 and abs(rows[-1] + 1 - (cy + bh / 2)) <= 1.5
+    assert seen >= 10 and len(shapes) >= 5  # regions of many sizes and aspect ratios
+
+
 def test_static_pairs_from_coco(shared_dir):
     coco = shared_dir / "data" / "coco128"
     random.seed(1)

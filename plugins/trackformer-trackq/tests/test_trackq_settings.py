@@ -25,6 +25,8 @@ def test_trackformer_settings_extend_detr_settings():
                                      "'trackformer', which takes loss.name: trackformer_criterion"),
     ("model.fn_prob=1.5", "model.fn_prob: must be in [0, 1], got 1.5"),
     ("model.prev_matcher.cost_bbox=x", "model.prev_matcher.cost_bbox: Value 'x' of type 'str' could not be converted to Float"),
+    ("data.crop=2", "data.crop: must be in [0, 1], got 2.0"),
+    ("data.crop_min=0", "data.crop_min: must be in (0, 1], got 0.0"),
     ("data.synthetic.seq_lenght=5", "data.synthetic.seq_lenght: Key 'seq_lenght' not in 'SyntheticSplitsConfig'"),
 ])
 def test_config_mistakes_name_their_keys(override, message):

@@ -95,18 +95,35 @@ def _crop_resize_back(image, target, min_frac: float):
     return image, target
 
 
+def _random_region(width: int, height: int, min_frac: float) -> Tuple[int, int, int, int]:
+    """(top, left, height, width) of a crop keeping min_frac..1 of each side, anywhere in the image."""
+    cw = max(1, int(round(width * random.uniform(min_frac, 1.0))))
+    ch = max(1, int(round(height * random.uniform(min_frac, 1.0))))
+    return random.randint(0, height - ch), random.randint(0, width - cw), ch, cw
+
+
 class PairTransform:
-    """The same flip and scale for both frames; the previous one also gets a crop jitter."""
+    """The same flip, crop and scale for both frames; the previous one also gets a crop jitter.
+
+    With probability `crop` both frames are cut to the same random region keeping `crop_min`..1 of
+    each side (DETR's random-size crop, in fractions so one setting fits every sequence size) before
+    they are resized to the drawn scale: objects of a short clip seen at more sizes and positions."""
 
     def __init__(self, train: bool, scales: Sequence[int], max_size: Optional[int], hflip: float = 0.5,
-                 prev_crop: float = 0.95):
+                 prev_crop: float = 0.95, crop: float = 0.0, crop_min: float = 0.5):
         self.train, self.scales, self.max_size = train, list(scales), max_size
         self.hflip, self.prev_crop = hflip, prev_crop
+        self.crop, self.crop_min = crop, crop_min
         self.final = T.Compose([T.ToTensor(), T.Normalize()])
 
     def __call__(self, image, target, prev_image=None, prev_target=None):
         flip = self.train and random.random() < self.hflip
         short = random.choice(self.scales) if self.train else self.scales[-1]
+        if self.train and self.crop > 0 and random.random() < self.crop:
+            region = _random_region(*T._image_size(image), self.crop_min)
+            image, target = T.crop(image, target, region, PER_BOX)
+            if prev_image is not None:
+                prev_image, prev_target = T.crop(prev_image, prev_target, region, PER_BOX)
         if prev_image is not None and self.prev_crop < 1:
             prev_image, prev_target = _crop_resize_back(prev_image, prev_target, self.prev_crop)
         out = []
@@ -225,7 +242,7 @@ def build(settings: MOTPairsConfig, split: str, **deps) -> Optional[MOTFramePair
     if not Path(settings.root).is_dir():
         raise ConfigError("root", f"not a directory: {settings.root}")
     transform = PairTransform(split == "train", settings.scales, settings.max_size, settings.hflip,
-                              settings.prev_crop)
+                              settings.prev_crop, settings.crop, settings.crop_min)
     found = find_sequence_entries(settings.root, entries)
     return MOTFramePairs([p for p, _ in found], transform, settings.frame_range, tuple(settings.classes),
                          settings.min_visibility, pairs=True, frame_ranges=[r for _, r in found])

@@ -72,9 +72,19 @@ class MOTPairsConfig:
     max_size: Optional[int] = 1333
     hflip: float = 0.5
     prev_crop: float = 0.95  # extra crop jitter of the previous frame (fraction of each side kept)
+    crop: float = 0.0  # probability of cutting both frames to one random region before resizing
+    crop_min: float = 0.5  # that region keeps crop_min..1 of each side
     classes: List[int] = field(default_factory=lambda: [1])
     min_visibility: float = 0.0
     synthetic: Optional[SyntheticSplitsConfig] = None  # generate sequences into root first
+
+    def __post_init__(self):
+        for name in ("hflip", "crop"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in [0, 1], got {getattr(self, name)}")
+        for name in ("prev_crop", "crop_min"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in (0, 1], got {getattr(self, name)}")
 
 
 @dataclass
