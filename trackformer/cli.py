@@ -10,6 +10,7 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 from . import __version__
+from .cpu_memory import tune_cpu_allocator
 from .errors import TrackformerError
 
 
@@ -82,6 +83,7 @@ def build_parser(commands) -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     warnings.showwarning = _one_line_warnings
+    tune_cpu_allocator()  # before torch is imported: see cpu_memory.py
     argv = list(sys.argv[1:] if argv is None else argv)
     modules, argv = _split_plugin_options(argv)
     try:
