@@ -100,6 +100,32 @@ def test_nms_among_tracks_deletes_the_weaker():
     assert not tr.inactive  # deleted, not kept for re-identification
 
 
+BIG = [10, 10, 50, 90]
+SMALL = [20, 30, 40, 70]  # in front of BIG; IoU(BIG, SMALL) = 0.25
+
+
+def test_nms_by_continuity_keeps_the_track_that_did_not_jump():
+    """The track of BIG slides onto SMALL with the higher score: ranked by score it wins and SMALL's own
+    track dies; ranked by continuity (IoU with its own previous box) SMALL's track stays."""
+    for rank, survivor in (("score", 1), ("continuity", 2)):
+        tr = Tracker(TrackerConfig(track_nms_rank=rank, track_nms=0.5))
+        tr.step(None, out([0.9, 0.9], [BIG, SMALL]))
+        res = tr.step(track_out(tr, [0.9, 0.7], [[20, 30, 40, 71], SMALL]), NONE)
+        assert ids(res) == [survivor], rank
+
+
+def test_nms_to_inactive_keeps_the_suppressed_track_with_its_previous_box_and_query():
+    tr = Tracker(TrackerConfig(track_nms_rank="continuity", track_nms=0.5, track_nms_to_inactive=True))
+    tr.step(None, out([0.9, 0.9], [BIG, SMALL]))
+    query = tr.queries()[0].clone()
+    tr.step(track_out(tr, [0.9, 0.7], [[20, 30, 40, 71], SMALL]), NONE)
+    [big] = tr.inactive
+    assert big.id == 1 and big.box.tolist() == BIG and torch.equal(big.query, query)
+    # BIG comes out from behind SMALL: its old query re-identifies it
+    res = tr.step(track_out(tr, [0.7, 0.8], [SMALL, [14, 10, 54, 90]]), NONE)
+    assert ids(res) == [1, 2]
+
+
 def test_public_detection_gating():
     cfg = TrackerConfig(public_detections=True)
     dets = out([0.9, 0.9], [A, B])

@@ -108,6 +108,12 @@ class TrackerConfig:
     track_threshold: float = 0.4
     reid_threshold: float = 0.4  # score for an inactive track's query to bring it back
     track_nms: float = 0.9
+    # NMS among tracks ranks by "score" (official) or by "continuity": the IoU of each track's box with
+    # its own box one frame earlier, so a track query that jumped onto another object loses
+    track_nms_rank: Literal["score", "continuity"] = "score"
+    # a track NMS suppresses is deleted (official), or turns inactive with its box and query of the
+    # frame before, so it can be re-identified when its object reappears
+    track_nms_to_inactive: bool = False
     detection_nms: float = 0.9
     inactive_patience: int = 5
     public_detections: bool = False

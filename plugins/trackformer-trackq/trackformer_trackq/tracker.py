@@ -5,7 +5,8 @@ Per frame the network decodes the current image with one track query per active 
 (in `Tracker.queries()` order) followed by the learned object queries. `Tracker.step` then
   1. keeps an active track while its query scores above `track_threshold`, else turns it inactive;
      revives an inactive track whose query scores above `reid_threshold`;
-  2. runs NMS among the active tracks (`track_nms`), deleting the weaker of two overlapping tracks;
+  2. runs NMS among the active tracks (`track_nms`), deleting the weaker of two overlapping tracks
+     (ranked by score, or by `track_nms_rank: continuity`; `track_nms_to_inactive` keeps it inactive);
   3. turns object-query detections above `detection_threshold` into new tracks, unless a public
      detection does not support them (public mode, `public_matching`: TrackFormer's `min_iou_0_5` or
      `center_distance`, or one-to-one IoU >= `public_iou`) or they overlap an
@@ -61,6 +62,7 @@ class Tracker:
         Returns the active tracks after this frame: dicts `id, box [4], score`."""
         cfg = self.cfg
         n_act = len(self.active)
+        before = {t.id: (t.box, t.query) for t in self.active}  # for the track NMS
         if track_out is not None and (n_act + len(self.inactive)):
             scores, boxes, embeds = track_out["scores"], track_out["boxes"], track_out["embeds"]
             still_active, to_inactive, revived, still_inactive = [], [], [], []
@@ -79,9 +81,7 @@ class Tracker:
             self.inactive = still_inactive + to_inactive
 
         if len(self.active) > 1 and cfg.track_nms < 1:
-            boxes = torch.stack([t.box for t in self.active])
-            keep = nms(boxes.float(), torch.tensor([t.score for t in self.active]), cfg.track_nms)
-            self.active = [self.active[i] for i in sorted(keep.tolist())]
+            self._track_nms(before)
 
         new = self._new_detections(det_out, public_boxes)
         if self.embed is not None and image is not None:
@@ -99,6 +99,25 @@ class Tracker:
         for t in self.active:
             t.age += 1
         return [{"id": t.id, "box": t.box, "score": t.score} for t in self.active]
+
+    def _track_nms(self, before: Dict):
+        """Suppresses the weaker of two active tracks overlapping above `track_nms`; `before` maps the
+        ids of the tracks active one frame earlier to their (box, query) of that frame."""
+        cfg = self.cfg
+        boxes = torch.stack([t.box for t in self.active]).float()  # [A, 4]
+        if cfg.track_nms_rank == "continuity":  # revived tracks rank last: they have no box one frame back
+            rank = torch.tensor([_iou(t.box, before[t.id][0]) if t.id in before else 0.0 for t in self.active])
+        else:
+            rank = torch.tensor([t.score for t in self.active])
+        keep = set(nms(boxes, rank.float(), cfg.track_nms).tolist())
+        suppressed = [t for i, t in enumerate(self.active) if i not in keep]
+        self.active = [t for i, t in enumerate(self.active) if i in keep]
+        if cfg.track_nms_to_inactive:
+            for t in suppressed:
+                if t.id in before:
+                    t.box, t.query = before[t.id]
+                t.inactive = 0
+                self.inactive.append(t)
 
     def _new_detections(self, det_out, public_boxes) -> List[int]:
         cfg = self.cfg
@@ -184,6 +203,10 @@ def _public_support(boxes, public, matching: str, min_iou: float) -> torch.Tenso
         rows, cols = linear_sum_assignment(-iou.numpy())
         claimed = torch.as_tensor([r for r, c in zip(rows, cols) if iou[r, c] >= min_iou], dtype=torch.long)
     return torch.unique(claimed)
+
+
+def _iou(a, b) -> float:
+    return float(box_iou(a[None].float(), b[None].float())[0, 0])
 
 
 def _area(box) -> float:
