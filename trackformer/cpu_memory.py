@@ -16,7 +16,6 @@ Set `TRACKFORMER_CPU_ALLOCATOR=default` to keep the system's behaviour. An expli
 `THP_MEM_ALLOC_ENABLE` in the environment is left as it is. Only Linux with glibc is changed.
 """
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -30,12 +29,9 @@ def tune_cpu_allocator() -> bool:
     if os.environ.get("TRACKFORMER_CPU_ALLOCATOR", "tuned") == "default" or not sys.platform.startswith("linux"):
         return False
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        mallopt = None
-    if mallopt is None:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return all(mallopt(param, value) == 1 for param, value in SETTINGS.items())
