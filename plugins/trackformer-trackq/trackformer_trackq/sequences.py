@@ -81,25 +81,27 @@ def read_sequence(seq_dir, classes=(1,), min_visibility: float = 0.0, frames: Op
             "range": (frames.first - 1, frames.last - 1), "frame_range": frames if part else None}
 
 
+def _random_region(width: int, height: int, min_frac: float,
+                   same_fraction: bool = False) -> Tuple[int, int, int, int]:
+    """(top, left, height, width) of a crop keeping min_frac..1 of each side, anywhere in the image;
+    `same_fraction`: one fraction for both sides (the aspect ratio kept)."""
+    fw = random.uniform(min_frac, 1.0)
+    fh = fw if same_fraction else random.uniform(min_frac, 1.0)
+    cw, ch = max(1, int(round(width * fw))), max(1, int(round(height * fh)))
+    return random.randint(0, height - ch), random.randint(0, width - cw), ch, cw
+
+
 def _crop_resize_back(image, target, min_frac: float):
     """A random crop of `min_frac`..1 of each side, resized back to the input size: the shifted and
     zoomed "previous frame" (TrackFormer: 80-100% for static images, slight jitter for video)."""
     w, h = T._image_size(image)
-    f = random.uniform(min_frac, 1.0)
-    cw, ch = max(1, int(round(w * f))), max(1, int(round(h * f)))
-    i, j = random.randint(0, h - ch), random.randint(0, w - cw)
-    image, target = T.crop(image, target, (i, j, ch, cw), PER_BOX)
+    region = _random_region(w, h, min_frac, same_fraction=True)
+    ch, cw = region[2:]
+    image, target = T.crop(image, target, region, PER_BOX)
     image = image.resize((w, h), Image.BILINEAR)
     sx, sy = w / cw, h / ch
     target = dict(target, boxes=target["boxes"] * torch.tensor([sx, sy, sx, sy]), size=torch.tensor([h, w]))
     return image, target
-
-
-def _random_region(width: int, height: int, min_frac: float) -> Tuple[int, int, int, int]:
-    """(top, left, height, width) of a crop keeping min_frac..1 of each side, anywhere in the image."""
-    cw = max(1, int(round(width * random.uniform(min_frac, 1.0))))
-    ch = max(1, int(round(height * random.uniform(min_frac, 1.0))))
-    return random.randint(0, height - ch), random.randint(0, width - cw), ch, cw
 
 
 class PairTransform:
